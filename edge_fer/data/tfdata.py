@@ -1,0 +1,72 @@
+"""tf.data input pipeline for training: resize once (uint8, in memory), then shuffle, batch and augment.
+
+Augmentation is per image and vectorised over the batch: horizontal flip and contrast (the paper's),
+plus optional brightness and a random zoom/shift crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_fer.data.base import Split
+from edge_fer.data.preprocess import resize_images
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True
+    contrast: float = 0.3  # factor drawn from [1 - c, 1 + c]
+    brightness: float = 0.0  # offset drawn from [-b, b] × 255
+    zoom: float = 0.1  # crop side drawn from [1 - z, 1] of the image, at a random position
+
+
+def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bool, seed: int = 0,
+                 augment: AugmentConfig | None = None, soft_labels: bool = False, repeat: bool = False):
+    import tensorflow as tf
+
+    images = resize_images(split.images, image_size)
+    targets = split.soft_labels if soft_labels else split.labels
+    if targets is None:
+        raise ValueError("soft labels were asked for but this split has none (use label mode 'probability')")
+    dataset = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32 if soft_labels else np.int64)))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    augment = augment if (training and augment is not None) else None
+    generator = tf.random.Generator.from_seed(seed)
+
+    def to_float(batch, labels):
+        batch = tf.cast(batch, tf.float32)
+        if batch.shape[-1] == 1:
+            batch = tf.repeat(batch, 3, axis=-1)
+        if augment is not None:
+            batch = apply_augment(batch, augment, generator, image_size)
+        return batch, labels
+
+    return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def apply_augment(batch, augment: AugmentConfig, generator, image_size: int):
+    import tensorflow as tf
+
+    count = tf.shape(batch)[0]
+    if augment.zoom > 0:
+        side = generator.uniform([count], 1.0 - augment.zoom, 1.0)
+        top = generator.uniform([count]) * (1.0 - side)
+        left = generator.uniform([count]) * (1.0 - side)
+        boxes = tf.stack([top, left, top + side, left + side], axis=1)
+        batch = tf.image.crop_and_resize(batch, boxes, tf.range(count), [image_size, image_size])
+    if augment.flip:
+        flip = generator.uniform([count, 1, 1, 1]) < 0.5
+        batch = tf.where(flip, tf.reverse(batch, axis=[2]), batch)
+    if augment.contrast > 0:
+        factor = generator.uniform([count, 1, 1, 1], 1.0 - augment.contrast, 1.0 + augment.contrast)
+        mean = tf.reduce_mean(batch, axis=[1, 2], keepdims=True)
+        batch = (batch - mean) * factor + mean
+    if augment.brightness > 0:
+        batch = batch + generator.uniform([count, 1, 1, 1], -augment.brightness, augment.brightness) * 255.0
+    return tf.clip_by_value(batch, 0.0, 255.0)

@@ -1,0 +1,19 @@
+"""User-facing errors: the CLI prints their message on one line and exits with code 2."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, bad file, bad option). Never shown with a traceback."""
+
+    exit_code = 2
+
+
+class DataError(UserError):
+    """A dataset on disk does not have the layout or content its adapter expects."""
+
+    def __init__(self, message: str, path=None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f", line {line}" if line is not None else "") + ": "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line

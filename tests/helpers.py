@@ -1,0 +1,23 @@
+"""Small fixtures the tests make themselves."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+FERPLUS_ROOT = REPO.parent / "shared" / "datasets" / "ferplus"
+TRTEXEC_FIXTURES = REPO.parent / "shared" / "fixtures" / "trtexec"
+
+
+def write_png(path: Path, size=(48, 48), value=None, mode="L", seed=0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    pixels = np.full(shape, value, np.uint8) if value is not None else rng.integers(0, 256, shape, dtype=np.uint8)
+    Image.fromarray(pixels, mode).save(path)
+    return path
+
+
+def cache_files(cache: Path) -> list[Path]:
+    return sorted(cache.rglob("*")) if cache.exists() else []
