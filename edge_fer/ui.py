@@ -6,6 +6,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -33,11 +34,11 @@ def _force_progress() -> bool:
 
 
 def log(message: str) -> None:
-    err.print(message)
+    err.print(message, markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def print_json(payload) -> None:
@@ -58,4 +59,4 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return escape(str(value))

@@ -1,0 +1,104 @@
+"""Typed dataclass configs: loaded from TOML, overridden by `section.key=value`, validated before any work,
+saved next to the outputs they produced."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import tomli_w
+
+from edge_fer import tomllib_compat
+from edge_fer.errors import UserError
+from edge_fer.registry import closest
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass `cls` from a (TOML) dict; unknown keys and wrong types are one-line UserErrors."""
+    if not isinstance(data, dict):
+        raise UserError(f"{where or 'config'} must be a table, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise UserError(f"unknown key {where}{key!r}{closest(key, fields)}")
+        values[key] = coerce(hints[key], value, f"{where}{key}")
+    return cls(**values)
+
+
+def coerce(hint, value, where: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, f"{where}.")
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return coerce(option, value, where)
+            except UserError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            choices = ", ".join(map(repr, typing.get_args(hint)))
+            raise UserError(f"{where} must be one of {choices}, got {value!r}{closest(str(value), map(str, typing.get_args(hint)))}")
+        return value
+    expected = origin or hint
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is typing.Any or (isinstance(expected, type) and isinstance(value, expected)
+                                  and not (expected is int and isinstance(value, bool))):
+        return value
+    name = getattr(expected, "__name__", str(expected))
+    raise UserError(f"{where} must be {name}, got {type(value).__name__} {value!r}")
+
+
+def to_dict(config) -> dict:
+    return {k: v for k, v in dataclasses.asdict(config).items()}
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist")
+    try:
+        with open(path, "rb") as stream:
+            return tomllib_compat.load(stream)
+    except tomllib_compat.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from None
+
+
+def apply_override(data: dict, text: str) -> dict:
+    """'train.batch_size=16' into a nested dict (the value read as TOML, else as a bare string)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override {text!r} must look like section.key=value")
+    try:
+        value = tomllib_compat.loads(f"v = {raw}")["v"]
+    except tomllib_compat.TOMLDecodeError:
+        value = raw
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"override {text!r}: {part} is not a section")
+    node[parts[-1]] = value
+    return data
+
+
+def save_toml(config, path: Path) -> None:
+    payload = strip_none(to_dict(config))
+    path.write_text(tomli_w.dumps(payload))
+
+
+def strip_none(value):
+    if isinstance(value, dict):
+        return {k: strip_none(v) for k, v in value.items() if v is not None}
+    return value

@@ -1,0 +1,37 @@
+"""Accuracy, macro-F1, per-class accuracy and the confusion matrix, from labels and probabilities."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, f1_score
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict:
+    predicted = np.argmax(probabilities, axis=1)
+    indices = list(range(len(classes)))
+    confusion = confusion_matrix(labels, predicted, labels=indices)
+    support = confusion.sum(axis=1)
+    per_class = {
+        name: (float(confusion[i, i] / support[i]) if support[i] else None) for i, name in enumerate(classes)
+    }
+    return {
+        "count": int(len(labels)),
+        "accuracy": float(np.mean(predicted == labels)) if len(labels) else None,
+        "macro_f1": float(f1_score(labels, predicted, labels=[i for i in indices if support[i]], average="macro", zero_division=0)),
+        "per_class_accuracy": per_class,
+        "confusion": confusion.tolist(),
+        "classes": list(classes),
+    }
+
+
+def predict_keras(model, images: np.ndarray, image_size: int, batch_size: int = 64) -> np.ndarray:
+    """Probabilities from a Keras model for uint8 dataset images, through the shared preprocessing."""
+    from edge_fer.data.preprocess import to_model_input
+
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = to_model_input(images[start:start + batch_size], image_size)
+        outputs.append(np.asarray(model(batch, training=False)))
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)

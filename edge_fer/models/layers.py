@@ -1,0 +1,31 @@
+"""Custom layers, registered for safe-mode loading (no Lambda layers anywhere)."""
+
+from __future__ import annotations
+
+import tf_keras as keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="edge_fer")
+class TokenSelfAttention(keras.layers.Layer):
+    """Scaled dot-product self-attention among the tokens of ONE sample: softmax(s·QKᵀ/√d)V with Q=K=V=x.
+
+    Input (batch, tokens, dim). Every matmul is per sample (batch_matmul), so a prediction never depends on
+    the other images in its batch. `s` is a learned scalar, as Keras' Attention(use_scale=True). Built from
+    MatMul, Mul and Softmax only, which TFLite and TensorRT both run in int8.
+    """
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"TokenSelfAttention expects (batch, tokens, dim), got {input_shape}")
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=True)
+        self.inverse_sqrt_dim = 1.0 / float(input_shape[-1]) ** 0.5
+        super().build(input_shape)
+
+    def call(self, tokens):
+        scores = tf.matmul(tokens, tokens, transpose_b=True) * (self.scale * self.inverse_sqrt_dim)
+        weights = tf.nn.softmax(scores, axis=-1)
+        return tf.matmul(weights, tokens)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

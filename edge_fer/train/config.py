@@ -1,0 +1,93 @@
+"""Training configuration. Defaults are the paper's recipe (and the official notebook's values where the
+paper gives none); `from_scratch` is the schedule for machines without pretrained weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edge_fer.data.tfdata import AugmentConfig
+
+# Backbone layers unfrozen in stage 2, per dataset (paper, section IV).
+PAPER_FINETUNE_LAYERS = {"rafdb": 59, "fer2013": 46, "ferplus": 49, "ckplus": 40}
+
+
+@dataclass
+class DataSection:
+    dataset: str = "synthetic"
+    root: str | None = None
+    label_mode: str | None = None
+    options: dict = field(default_factory=dict)
+    validation_fraction: float = 0.1  # carved from train (stratified) when the dataset has no 'valid' split
+
+
+@dataclass
+class ModelSection:
+    variant: str = "patt_lite"
+    image_size: int = 224
+    weights: str = "imagenet"  # 'imagenet', 'none' or the path of MobileNet weights
+    dropout: float = 0.2
+
+
+@dataclass
+class HeadStage:
+    """Stage 1: backbone frozen, Adam, reduce-on-plateau, early stopping with the best weights restored."""
+
+    epochs: int = 100
+    learning_rate: float = 1e-3
+    plateau_patience: int = 3
+    plateau_factor: float = 0.1
+    min_learning_rate: float = 1e-6
+    early_stop_patience: int = 5
+    min_delta: float = 0.003
+
+
+@dataclass
+class FinetuneStage:
+    """Stage 2: last N backbone layers unfrozen (BatchNorm stays frozen), inverse-time decay from 1e-5."""
+
+    epochs: int = 100
+    learning_rate: float = 1e-5
+    unfreeze_layers: int | None = None  # None: the paper's number for the dataset, else 49
+    decay_steps: float = 80.0
+    decay_rate: float = 1.0
+    early_stop_patience: int = 20
+    min_delta: float = 0.003
+
+
+@dataclass
+class ScratchStage:
+    """One stage, every layer trainable from the start: Adam with linear warm-up then cosine decay."""
+
+    epochs: int = 30
+    learning_rate: float = 2e-3
+    warmup_epochs: float = 1.0
+    final_learning_rate_fraction: float = 0.01
+    early_stop_patience: int | None = None
+
+
+@dataclass
+class TrainSection:
+    schedule: Literal["two_stage", "from_scratch"] = "two_stage"
+    batch_size: int = 8
+    clipnorm: float = 1.0  # global gradient-norm clipping
+    seed: int = 0
+    class_weights: bool = True
+    steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
+    distribute: bool = False  # tf.distribute.MirroredStrategy over every visible GPU
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    head: HeadStage = field(default_factory=HeadStage)
+    finetune: FinetuneStage = field(default_factory=FinetuneStage)
+    scratch: ScratchStage = field(default_factory=ScratchStage)
+
+
+@dataclass
+class TrainConfig:
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    out: str = "runs/train"
+
+    def finetune_layers(self) -> int:
+        configured = self.train.finetune.unfreeze_layers
+        return configured if configured is not None else PAPER_FINETUNE_LAYERS.get(self.data.dataset, 49)

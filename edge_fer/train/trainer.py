@@ -1,0 +1,280 @@
+"""Two-stage (paper) and from-scratch training, resumable per epoch, seeded, with the best weights kept.
+
+Layout of an output folder:
+  config.toml            the resolved configuration
+  stages/<name>/         backup/ (resume state), best.weights.h5, history.jsonl, done.weights.h5
+  model.keras            the final model (safe-mode loadable)
+  model.json             classes, image size, preprocessing, variant, weights origin, dataset, metrics, versions
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge_fer import ui
+from edge_fer.config import save_toml, to_dict
+from edge_fer.data import FerDataset, load_dataset
+from edge_fer.data.base import Split
+from edge_fer.errors import UserError
+from edge_fer.train.config import TrainConfig
+
+PREPROCESSING = {
+    "input": "RGB, float32 pixel values 0-255, shape (batch, size, size, 3)",
+    "grey": "repeated to three channels",
+    "resize": "bilinear, half-pixel centres (cv2.INTER_LINEAR), from the dataset image to size x size",
+    "normalization": "inside the model: x / 127.5 - 1 (MobileNet)",
+}
+
+
+@dataclass
+class Stage:
+    name: str
+    epochs: int
+    make_optimizer: Callable[[int], object]  # steps per epoch -> optimizer
+    set_trainable: Callable[[object], None]
+    extra_callbacks: Callable[[], list]
+
+
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """n / (k · count_c), the usual 'balanced' weighting; classes absent from training get weight 0."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(split), bool)
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        take = int(round(len(members) * fraction))
+        held[rng.choice(members, size=take, replace=False)] = True
+    return split.subset(~held), split.subset(held)
+
+
+def train_valid_test(dataset: FerDataset, config: TrainConfig) -> tuple[Split, Split, Split | None]:
+    train = dataset.splits.get("train")
+    if train is None:
+        raise UserError(f"dataset {dataset.name} has no 'train' split (it has {', '.join(dataset.splits)})")
+    valid = dataset.splits.get("valid")
+    if valid is None:
+        train, valid = stratified_holdout(train, config.data.validation_fraction, config.train.seed)
+    return train, valid, dataset.splits.get("test")
+
+
+def set_frozen_backbone(model) -> None:
+    from edge_fer.models.backbone import is_backbone_layer
+
+    for layer in model.layers:
+        layer.trainable = not is_backbone_layer(layer)
+
+
+def set_finetune(model, unfreeze: int) -> None:
+    """The last `unfreeze` backbone layers train; BatchNorm stays frozen (so it runs in inference mode)."""
+    import tf_keras as keras
+
+    from edge_fer.models.backbone import is_backbone_layer
+
+    backbone = [layer for layer in model.layers if is_backbone_layer(layer)]
+    open_from = max(0, len(backbone) - unfreeze)
+    for index, layer in enumerate(backbone):
+        layer.trainable = index >= open_from and not isinstance(layer, keras.layers.BatchNormalization)
+    for layer in model.layers:
+        if not is_backbone_layer(layer):
+            layer.trainable = True
+
+
+def set_all_trainable(model) -> None:
+    for layer in model.layers:
+        layer.trainable = True
+
+
+def plan_stages(config: TrainConfig) -> list[Stage]:
+    import tf_keras as keras
+
+    train = config.train
+    clip = {"global_clipnorm": train.clipnorm} if train.clipnorm else {}
+    if train.schedule == "from_scratch":
+        scratch = train.scratch
+
+        def scratch_optimizer(steps: int):
+            warmup = int(scratch.warmup_epochs * steps)
+            schedule = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=scratch.learning_rate * 0.01 if warmup else scratch.learning_rate,
+                decay_steps=max(1, scratch.epochs * steps - warmup), alpha=scratch.final_learning_rate_fraction,
+                warmup_target=scratch.learning_rate if warmup else None, warmup_steps=warmup)
+            return keras.optimizers.Adam(schedule, **clip)
+
+        def scratch_callbacks():
+            if scratch.early_stop_patience is None:
+                return []
+            return [keras.callbacks.EarlyStopping("val_accuracy", patience=scratch.early_stop_patience, mode="max")]
+
+        return [Stage("scratch", scratch.epochs, scratch_optimizer, set_all_trainable, scratch_callbacks)]
+
+    head, finetune = train.head, train.finetune
+    return [
+        Stage("head", head.epochs, lambda steps: keras.optimizers.Adam(head.learning_rate, **clip), set_frozen_backbone,
+              lambda: [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=head.plateau_factor, patience=head.plateau_patience,
+                                                         min_delta=head.min_delta, min_lr=head.min_learning_rate, mode="max"),
+                       keras.callbacks.EarlyStopping("val_accuracy", patience=head.early_stop_patience, min_delta=head.min_delta, mode="max")]),
+        Stage("finetune", finetune.epochs,
+              lambda steps: keras.optimizers.Adam(keras.optimizers.schedules.InverseTimeDecay(
+                  finetune.learning_rate, finetune.decay_steps, finetune.decay_rate), **clip),
+              lambda model: set_finetune(model, config.finetune_layers()),
+              lambda: [keras.callbacks.EarlyStopping("val_accuracy", patience=finetune.early_stop_patience, min_delta=finetune.min_delta, mode="max")]),
+    ]
+
+
+def pick_strategy(distribute: bool):
+    """MirroredStrategy where asked and several GPUs are visible, else None (the default strategy)."""
+    import tensorflow as tf
+
+    if not distribute:
+        return None
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) < 2:
+        ui.warn(f"--distribute asks for several GPUs but {len(gpus)} is visible; training on one device")
+        return None
+    strategy = tf.distribute.MirroredStrategy()
+    ui.log(f"MirroredStrategy over {strategy.num_replicas_in_sync} GPUs")
+    return strategy
+
+
+def scope_of(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, steps: int, class_weight, loss, strategy,
+              calibration_data) -> None:
+    import tf_keras as keras
+
+    from edge_fer.train.callbacks import EpochLog, PreciseBatchNorm, read_history
+
+    done = stage_dir / "done.weights.h5"
+    if done.is_file():
+        model.load_weights(str(done))
+        ui.log(f"[{stage.name}] already complete: loaded {done}")
+        return
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    history_path = stage_dir / "history.jsonl"
+    best_so_far = max((r.get("val_accuracy", -1.0) for r in read_history(history_path)), default=None)
+    best_path = stage_dir / "best.weights.h5"
+    with scope_of(strategy):
+        stage.set_trainable(model)
+        model.compile(optimizer=stage.make_optimizer(steps), loss=loss, metrics=["accuracy"])
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
+                                        save_weights_only=True, initial_value_threshold=best_so_far),
+        EpochLog(stage.name, stage.epochs, history_path, steps),
+        *stage.extra_callbacks(),
+    ]
+    callbacks.insert(1, PreciseBatchNorm(calibration_data))  # before the checkpoint, so val_accuracy is right
+    model.fit(train_data, validation_data=valid_data, epochs=stage.epochs, steps_per_epoch=steps,
+              class_weight=class_weight, callbacks=callbacks, verbose=0)
+    if best_path.is_file():
+        model.load_weights(str(best_path))  # early stopping's "restore best", also across resumed runs
+    temporary = stage_dir / "done.partial.weights.h5"
+    model.save_weights(str(temporary))
+    os.replace(temporary, done)
+
+
+def train(config: TrainConfig) -> dict:
+    import tf_keras as keras
+
+    from edge_fer.data.tfdata import make_dataset
+    from edge_fer.evaluate import classification_metrics, predict_keras
+    from edge_fer.models import create_model
+    from edge_fer.versions import software_versions
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_toml(config, out / "config.toml")
+    started = time.perf_counter()
+    dataset = load_dataset(config.data.dataset, config.data.root, label_mode=config.data.label_mode, **config.data.options)
+    train_split, valid_split, test_split = train_valid_test(dataset, config)
+    soft = dataset.label_mode == "probability"
+    keras.utils.set_random_seed(config.train.seed)
+    strategy = pick_strategy(config.train.distribute)
+    with scope_of(strategy):
+        model = create_model(config.model.variant, len(dataset.classes), config.model.image_size,
+                             weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed)
+    origin = model.edge_fer
+    size, batch = config.model.image_size, config.train.batch_size
+    steps = config.train.steps_per_epoch or int(np.ceil(len(train_split) / batch))
+    train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,
+                              augment=config.train.augment, soft_labels=soft, repeat=True)
+    valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft)
+    calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(50)
+    class_weight = balanced_class_weights(train_split.labels, len(dataset.classes)) if config.train.class_weights else None
+    loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
+    ui.log(f"training {config.model.variant} at {size}px on {dataset.display_name} ({len(train_split)} train, "
+           f"{len(valid_split)} valid), schedule {config.train.schedule}, pretrained={origin['pretrained']}")
+    for stage in plan_stages(config):
+        run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss, strategy,
+                  calibration)
+    metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}
+    if test_split is not None:
+        metrics["test"] = classification_metrics(test_split.labels, predict_keras(model, test_split.images, size), dataset.classes)
+    record = {
+        "format": "keras",
+        "classes": list(dataset.classes),
+        "image_size": size,
+        "input_shape": [size, size, 3],
+        "preprocessing": PREPROCESSING,
+        **origin,
+        "dataset": {"name": dataset.name, "synthetic": dataset.synthetic, "root": dataset.root,
+                    "label_mode": dataset.label_mode, "options": config.data.options,
+                    "sizes": {"train": len(train_split), "valid": len(valid_split), "test": len(test_split) if test_split else 0}},
+        "schedule": config.train.schedule,
+        "metrics": metrics,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "config": to_dict(config),
+        "versions": software_versions(),
+    }
+    save_model(model, out / "model.keras")
+    write_json(out / "model.json", record)
+    return record
+
+
+def save_model(model, path: Path) -> None:
+    temporary = path.with_name(f".partial-{path.name}")
+    model.save(str(temporary))
+    os.replace(temporary, path)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(f".partial-{path.name}")
+    temporary.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(temporary, path)
+
+
+def load_model(path: str | Path):
+    """Load a saved model in safe mode (no arbitrary code), with its model.json where one sits beside it."""
+    import tf_keras as keras
+
+    import edge_fer.models.layers  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise UserError(f"model file {path} does not exist; pass a model.keras or the folder that holds it")
+    try:
+        model = keras.models.load_model(str(path), compile=False, safe_mode=True)
+    except (ValueError, OSError, TypeError) as error:
+        raise UserError(f"cannot load {path} as a Keras model: {str(error).splitlines()[0]}") from None
+    meta_path = path.with_name("model.json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return model, meta
