@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from edge_fer.cli import main
+from edge_fer.config import from_dict
+from edge_fer.data import load_dataset
+from edge_fer.data.preprocess import to_model_input
+from edge_fer.models import create_model
+from edge_fer.models.backbone import is_backbone_layer
+from edge_fer.train import callbacks as callbacks_module
+from edge_fer.train.config import TrainConfig
+from edge_fer.train.trainer import balanced_class_weights, load_model, set_finetune, stratified_holdout, train
+
+TINY_DATA = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
+
+
+def tiny_config(out, schedule="from_scratch", **train_overrides):
+    return from_dict(TrainConfig, {
+        "data": TINY_DATA,
+        "model": {"variant": "patt_lite", "image_size": 64, "weights": "none"},
+        "train": {"schedule": schedule, "batch_size": 8, "steps_per_epoch": 3,
+                  "scratch": {"epochs": 2}, "head": {"epochs": 1}, "finetune": {"epochs": 1, "unfreeze_layers": 10},
+                  **train_overrides},
+        "out": str(out),
+    })
+
+
+def test_a_few_steps_lower_the_loss():
+    keras.utils.set_random_seed(0)
+    data = load_dataset("synthetic", train_count=16, valid_count=7, test_count=7, image_size=64)
+    images, labels = to_model_input(data.splits["train"].images, 64), data.splits["train"].labels
+    model = create_model("patt_lite", 7, 64, weights="none", dropout=0.0)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    losses = [float(model.train_on_batch(images, labels)) for _ in range(30)]
+    assert np.mean(losses[-3:]) < 0.75 * losses[0], losses
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    record = train(tiny_config(out))
+    return out, record
+
+
+def test_train_writes_a_safe_model_and_its_record(trained):
+    out, record = trained
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["pretrained"] is False and meta["weights"] == "none"
+    assert meta["dataset"]["synthetic"] is True and meta["dataset"]["name"] == "synthetic"
+    assert meta["classes"][0] == "neutral" and meta["image_size"] == 64
+    assert meta["variant"] == "patt_lite" and "tensorflow" in meta["versions"]
+    assert set(meta["metrics"]) == {"valid", "test"} and meta["metrics"]["test"]["count"] == 21
+    assert (out / "config.toml").is_file()
+    history = [json.loads(line) for line in (out / "stages" / "scratch" / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    model, loaded_meta = load_model(out)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    assert model(images).shape == (4, 7) and loaded_meta["variant"] == "patt_lite"
+    assert not list(out.glob(".partial-*"))
+
+
+def test_a_finished_run_skips_its_stages(trained, capsys):
+    out, _ = trained
+    train(tiny_config(out))
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path, monkeypatch):
+    original = callbacks_module.EpochLog.on_epoch_end
+
+    def interrupt_after_two(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks_module.EpochLog, "on_epoch_end", interrupt_after_two)
+    config = tiny_config(tmp_path, scratch={"epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        train(config)
+    assert not (tmp_path / "model.keras").exists()
+    monkeypatch.setattr(callbacks_module.EpochLog, "on_epoch_end", original)
+    train(config)
+    history = [json.loads(line)["epoch"] for line in (tmp_path / "stages" / "scratch" / "history.jsonl").read_text().splitlines()]
+    assert history == [1, 2, 3]
+
+
+def test_two_stage_schedule_runs_both_stages(tmp_path):
+    record = train(tiny_config(tmp_path, schedule="two_stage"))
+    assert (tmp_path / "stages" / "head" / "done.weights.h5").is_file()
+    assert (tmp_path / "stages" / "finetune" / "done.weights.h5").is_file()
+    assert record["schedule"] == "two_stage"
+
+
+def test_finetune_unfreezes_the_last_layers_with_batchnorm_frozen():
+    model = create_model("patt_lite", 7, 64, weights="none")
+    set_finetune(model, 12)
+    backbone = [layer for layer in model.layers if is_backbone_layer(layer)]
+    assert not any(layer.trainable for layer in backbone[:-12])
+    tail = backbone[-12:]
+    assert all(layer.trainable != isinstance(layer, keras.layers.BatchNormalization) for layer in tail)
+    assert model.get_layer("predictions").trainable
+
+
+def test_class_weights_and_holdout():
+    weights = balanced_class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0), 2: 0.0}
+    split = load_dataset("synthetic", train_count=70, valid_count=7, test_count=7).splits["train"]
+    kept, held = stratified_holdout(split, 0.2, seed=0)
+    assert len(held) == 14 and np.bincount(held.labels).tolist() == [2] * 7
+    assert not set(kept.files) & set(held.files)
+
+
+def test_cli_config_file_overrides_and_bad_keys(tmp_path, capsys):
+    config_file = tmp_path / "train.toml"
+    config_file.write_text('[model]\nimage_size = 64\nweights = "none"\n[train]\nschedule = "from_scratch"\nsteps_per_epoch = 2\n'
+                           '[train.scratch]\nepochs = 1\n[data.options]\ntrain_count = 28\nvalid_count = 7\ntest_count = 7\n')
+    code = main(["train", "--dataset", "synthetic", "--config", str(config_file), "--batch-size", "4",
+                 "--out", str(tmp_path / "run"), "--json"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["config"]["train"]["batch_size"] == 4 and record["config"]["model"]["image_size"] == 64
+
+    assert main(["train", "--config", str(config_file), "--set", "train.bach_size=4"]) == 2
+    assert "did you mean 'batch_size'" in capsys.readouterr().err
+    assert main(["train", "--config", str(config_file), "--set", "train.batch_size=big"]) == 2
+    assert "train.batch_size must be int" in capsys.readouterr().err
+    assert main(["train", "--config", str(config_file), "--set", "train.schedule=fast"]) == 2
+    assert "must be one of" in capsys.readouterr().err
+
+
+def test_evaluate_cli(trained, capsys):
+    out, record = trained
+    assert main(["evaluate", str(out), "--dataset", "synthetic", "-o", "train_count=56", "-o", "valid_count=21",
+                 "-o", "test_count=21", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "test" and result["count"] == 21
+    assert result["accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
+    assert len(result["confusion"]) == 7 and set(result["per_class_accuracy"]) == set(record["classes"])
+    assert main(["evaluate", str(out / "nothing"), "--dataset", "synthetic"]) == 2
