@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_model_commands(commands)
     add_train_commands(commands)
+    add_export_commands(commands)
+    add_bench_commands(commands)
+    add_run_command(commands)
     return parser
 
 
@@ -140,6 +143,8 @@ def train_config_from_args(args):
     from edge_fer.train.config import TrainConfig
 
     data = load_toml(args.config) if args.config else {}
+    if "name" in data or "stages" in data:  # a pipeline file: take the sections that configure training
+        data = {key: data[key] for key in ("data", "model", "train") if key in data}
     for flag, key in TRAIN_FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -247,6 +252,271 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.err.print("interrupted")
         return 130
+
+
+
+def data_overrides(args) -> dict:
+    """Dataset flags given on the command line, as a [data] table (empty where none was given)."""
+    data = {}
+    for flag, key in (("dataset", "dataset"), ("root", "root"), ("label_mode", "label_mode")):
+        if getattr(args, flag, None) is not None:
+            data[key] = getattr(args, flag)
+    options = dict(parse_option(text) for text in getattr(args, "option", []))
+    if options:
+        data["options"] = options
+    return data
+
+
+def cmd_qat(args) -> int:
+    import json
+    from pathlib import Path
+
+    from edge_fer.config import apply_override, from_dict, load_toml
+    from edge_fer.quantize.config import QatConfig
+    from edge_fer.quantize.qat import run_qat
+
+    data = load_toml(args.config) if args.config else {}
+    data["model"] = str(args.model)
+    model_json = (Path(args.model) if Path(args.model).is_dir() else Path(args.model).parent) / "model.json"
+    trained_on = json.loads(model_json.read_text()).get("dataset", {}) if model_json.is_file() else {}
+    defaults = {k: v for k, v in {"dataset": trained_on.get("name"), "root": trained_on.get("root"),
+                                  "label_mode": trained_on.get("label_mode"), "options": trained_on.get("options")}.items() if v}
+    data["data"] = {**defaults, **data.get("data", {}), **data_overrides(args)}
+    if args.out:
+        data["out"] = args.out
+    for text in args.set:
+        apply_override(data, text)
+    record = run_qat(from_dict(QatConfig, data))
+    if args.json:
+        ui.print_json(record)
+    else:
+        print_metrics(record["metrics"], title=f"QAT model ({record['variant']})")
+        ui.out.print(f"saved the QAT model in {data.get('out', 'runs/qat')} ({record['qat_seconds']} s)")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from edge_fer.export.exporter import ExportSettings, export
+
+    settings = ExportSettings(formats=args.formats, calibration_images=args.calibration_images,
+                              parity_images=args.parity_images, threads=args.threads, target=args.target)
+    override = data_overrides(args)
+    dataset_override = None
+    if override:
+        dataset_override = {"name": override.get("dataset"), "root": override.get("root"),
+                            "label_mode": override.get("label_mode"), "options": override.get("options", {})}
+        if not dataset_override["name"]:
+            raise UserError("--root, --label-mode and --option need --dataset")
+    results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_override)
+    if args.json:
+        ui.print_json(results)
+    else:
+        rows = [[r["format"], r["status"], r["size_bytes"] / 1e6 if r.get("size_bytes") else None,
+                 r.get("top1_agreement"), r.get("max_abs_diff"), r.get("floor")] for r in results]
+        ui.out.print(ui.table(f"export of {args.model} to {args.out}",
+                              ["format", "status", "size MB", "top-1 agreement", "max |Δp|", "floor"], rows))
+        by_reason: dict[str, list[str]] = {}
+        for result in results:
+            if result.get("reason"):
+                by_reason.setdefault(result["reason"], []).append(result["format"])
+        for reason, names in by_reason.items():
+            ui.out.print(f"{', '.join(names)}: {reason}", markup=False, soft_wrap=True)
+    return 1 if any(r["status"] in ("failed", "failed-check") for r in results) else 0
+
+
+def add_export_commands(commands) -> None:
+    from edge_fer.export.formats import export_formats
+
+    qat = commands.add_parser("qat", help="quantization-aware fine-tuning of a trained model (tfmot)")
+    qat.add_argument("model", help="the trained float model (folder or model.keras)")
+    qat.add_argument("--dataset")
+    qat.add_argument("--root")
+    qat.add_argument("--label-mode")
+    qat.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    qat.add_argument("--config", help="TOML with QAT settings (epochs, learning_rate, batch_size, ...)")
+    qat.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. epochs=2")
+    qat.add_argument("--out", help="output folder (default runs/qat)")
+    qat.add_argument("--json", action="store_true")
+    qat.set_defaults(run=cmd_qat)
+
+    names = ", ".join(f.name for f in export_formats())
+    export = commands.add_parser("export", help="export TFLite, ONNX and TensorRT artifacts, each checked for parity")
+    export.add_argument("model", help="the trained float model (folder or model.keras)")
+    export.add_argument("--formats", default="cpu", help=f"'cpu' (default), 'all', or a list of: {names}")
+    export.add_argument("--out", required=True)
+    export.add_argument("--qat", help="the QAT model folder, for tflite-int8-qat, onnx-int8-qdq and tensorrt-int8")
+    export.add_argument("--calibration-images", type=int, default=300)
+    export.add_argument("--parity-images", type=int, default=500)
+    export.add_argument("--threads", type=int)
+    export.add_argument("--target", help="target profile for TensorRT builds (see targets/)")
+    export.add_argument("--dataset", help="calibration and parity data (default: the model's own dataset)")
+    export.add_argument("--root")
+    export.add_argument("--label-mode")
+    export.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    export.add_argument("--json", action="store_true")
+    export.set_defaults(run=cmd_export)
+
+
+def dataset_spec_from_args(args) -> dict | None:
+    override = data_overrides(args)
+    if not override:
+        return None
+    if not override.get("dataset"):
+        raise UserError("--root, --label-mode and --option need --dataset")
+    return {"name": override["dataset"], "root": override.get("root"), "label_mode": override.get("label_mode"),
+            "options": override.get("options", {})}
+
+
+def cmd_bench(args) -> int:
+    from edge_fer.bench.runner import BenchSettings, bench
+
+    settings = BenchSettings(min_queries=args.min_queries, min_duration_s=args.min_duration, warmup_queries=args.warmup,
+                             offline_batch=args.offline_batch, threads=args.threads, store=args.store)
+    rows = bench(args.artifacts, args.target, settings, dataset_spec_from_args(args))
+    if args.json:
+        ui.print_json(rows)
+    else:
+        from edge_fer.report import COLUMNS, table_rows
+
+        ui.out.print(ui.table(f"benchmark on {args.target} (batch 1 latency; images/s batched)", COLUMNS, table_rows(rows, args.target)))
+        ui.out.print(f"{len(rows)} rows added to {args.store}")
+    return 1 if any(row["status"] != "passed" for row in rows) else 0
+
+
+def cmd_bundle(args) -> int:
+    from pathlib import Path
+
+    from edge_fer.bench.remote import build_bundle
+    from edge_fer.export.metadata import atomic_write_bytes
+    from edge_fer.targets import load_target
+
+    target = load_target(args.target)
+    artifacts = [Path(a) for a in args.artifacts]
+    missing = [str(a) for a in artifacts if not a.is_file()]
+    if missing:
+        raise UserError(f"artifact does not exist: {', '.join(missing)}")
+    out = Path(args.out or f"edge_fer-bundle-{target.name}.tar.gz")
+    atomic_write_bytes(out, build_bundle(artifacts))
+    ui.out.print(f"wrote {out}: copy it to {target.ssh or target.name}, `tar -xzf {out.name}` and run ./run.sh")
+    return 0
+
+
+def cmd_trtexec_parse(args) -> int:
+    from edge_fer.bench.trtexec import STAT_KEYS, parse_trtexec_file
+
+    parsed = parse_trtexec_file(args.log)
+    if args.json:
+        ui.print_json(parsed)
+        return 0
+    blocks = [("latency", "latency_ms"), ("end to end", "end_to_end_ms"), ("GPU compute", "gpu_compute_ms"),
+              ("enqueue", "enqueue_ms"), ("H2D", "h2d_ms"), ("D2H", "d2h_ms")]
+    rows = [[label, *(parsed[key][stat] for stat in STAT_KEYS)] for label, key in blocks
+            if any(v is not None for v in parsed[key].values())]
+    ui.out.print(ui.table(f"trtexec {args.log}: throughput {parsed['throughput_qps']} qps", ["block (ms)", *STAT_KEYS], rows))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from edge_fer.report import COLUMNS, build_report, dataset_note
+
+    report = build_report(args.store, args.out)
+    if args.json:
+        ui.print_json(report)
+        return 0
+    for section in report["sections"]:
+        ui.out.print(ui.table(f"{section['target']}", COLUMNS, section["rows"], caption=dataset_note(section)))
+    ui.out.print(f"report: {args.out}/report.md and {args.out}/report.html ({len(report['history'])} runs in {args.store})")
+    return 0
+
+
+def add_bench_commands(commands) -> None:
+    from edge_fer.bench.store import DEFAULT_STORE
+
+    bench = commands.add_parser("bench", help="latency (MLPerf SingleStream/Offline), size, memory and accuracy per artifact")
+    bench.add_argument("artifacts", nargs="+")
+    bench.add_argument("--target", default="host-cpu", help="target profile (targets/NAME.toml or a path)")
+    bench.add_argument("--dataset", help="score every artifact on this dataset's test split")
+    bench.add_argument("--root")
+    bench.add_argument("--label-mode")
+    bench.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--min-queries", type=int, default=200)
+    bench.add_argument("--min-duration", type=float, default=5.0, help="seconds of SingleStream at least")
+    bench.add_argument("--warmup", type=int, default=20)
+    bench.add_argument("--offline-batch", type=int, default=32)
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--store", default=str(DEFAULT_STORE))
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=cmd_bench)
+
+    bundle = commands.add_parser("bundle", help="a tarball with the device-side runner and artifacts, to copy by hand")
+    bundle.add_argument("artifacts", nargs="+")
+    bundle.add_argument("--target", required=True)
+    bundle.add_argument("--out")
+    bundle.set_defaults(run=cmd_bundle)
+
+    trtexec = commands.add_parser("trtexec", help="trtexec helpers").add_subparsers(dest="trtexec_command", metavar="ACTION")
+    parse = trtexec.add_parser("parse", help="throughput and latency statistics from a trtexec log")
+    parse.add_argument("log")
+    parse.add_argument("--json", action="store_true")
+    parse.set_defaults(run=cmd_trtexec_parse)
+
+    report = commands.add_parser("report", help="Markdown and HTML report (tables, plots) from the results store")
+    report.add_argument("--store", default=str(DEFAULT_STORE))
+    report.add_argument("--out", default="benchmarks/report")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(run=cmd_report)
+
+
+def cmd_run(args) -> int:
+    import shlex
+    from pathlib import Path
+
+    from edge_fer.config import apply_override, from_dict, load_toml
+    from edge_fer.pipeline import Pipeline
+    from edge_fer.pipeline_config import DEFAULT_PIPELINE, PipelineConfig, validate
+
+    path = Path(args.pipeline) if args.pipeline else DEFAULT_PIPELINE
+    data = load_toml(path)
+    data.setdefault("name", path.stem)
+    for text in args.set:
+        apply_override(data, text)
+    try:
+        config = from_dict(PipelineConfig, data)
+    except UserError as error:
+        raise UserError(f"{path}: {error}") from None
+    validate(config, Path.cwd())
+    command = "edge-fer run" + (f" {shlex.quote(str(args.pipeline))}" if args.pipeline else "")
+    summary = Pipeline(config, commands=[command]).run(start=args.start, only=args.only)
+    if args.json:
+        ui.print_json(summary)
+    else:
+        rows = [[s["stage"], s["status"], s.get("seconds"), json_brief(s)] for s in summary]
+        ui.out.print(ui.table(f"pipeline {config.name}", ["stage", "status", "seconds", "summary"], rows))
+        report = next((s.get("report") for s in summary if s["stage"] == "report"), None)
+        if report:
+            ui.out.print(f"report: {report}")
+    failed = any(s["status"] == "ran with failures" for s in summary)
+    return 1 if failed else 0
+
+
+def json_brief(stage_summary: dict) -> str:
+    import json
+
+    brief = {k: v for k, v in stage_summary.items() if k not in ("stage", "status", "seconds")}
+    text = json.dumps(brief, default=str)
+    return text if len(text) < 110 else text[:107] + "..."
+
+
+def add_run_command(commands) -> None:
+    from edge_fer.pipeline_config import STAGES
+
+    run = commands.add_parser("run", help="run a pipeline file's stages (default: pipelines/quickstart.toml)")
+    run.add_argument("pipeline", nargs="?", help="pipeline TOML (default: the built-in quickstart)")
+    run.add_argument("--from", dest="start", choices=STAGES, help="rerun from this stage on, whatever the manifests say")
+    run.add_argument("--only", choices=STAGES, help="run this stage alone (its inputs must exist)")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a pipeline value")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(run=cmd_run)
 
 
 if __name__ == "__main__":

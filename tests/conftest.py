@@ -28,3 +28,30 @@ def isolated_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("EDGE_FER_CACHE", str(cache))
     return cache
+
+
+# One small trained model, its QAT copy and every CPU artifact, shared by the export and runtime tests.
+# Easy synthetic faces (no occluders) and ~1000 steps: a model confident enough that parity measures the
+# export, not coin-flips between near-tied classes.
+EXPORT_DATA = {"dataset": "synthetic", "options": {"train_count": 2100, "valid_count": 70, "test_count": 200, "occlusion": 0.0}}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    from edge_fer.config import from_dict
+    from edge_fer.export.exporter import ExportSettings, export
+    from edge_fer.quantize.config import QatConfig
+    from edge_fer.quantize.qat import run_qat
+    from edge_fer.train.config import TrainConfig
+    from edge_fer.train.trainer import train
+
+
+    root = tmp_path_factory.mktemp("exported")
+    train(from_dict(TrainConfig, {
+        "data": EXPORT_DATA, "model": {"image_size": 64, "weights": "none"},
+        "train": {"schedule": "from_scratch", "batch_size": 32, "scratch": {"epochs": 15}}, "out": str(root / "float")}))
+    run_qat(from_dict(QatConfig, {"model": str(root / "float"), "data": EXPORT_DATA, "epochs": 1, "steps_per_epoch": 10,
+                                  "out": str(root / "qat")}))
+    settings = ExportSettings(formats="all", calibration_images=64, parity_images=200)
+    results = export(root / "float", root / "artifacts", settings, qat_dir=root / "qat")
+    return root, {r["format"]: r for r in results}

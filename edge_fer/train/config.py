@@ -73,6 +73,7 @@ class TrainSection:
     clipnorm: float = 1.0  # global gradient-norm clipping
     seed: int = 0
     class_weights: bool = True
+    class_weight_power: float = 1.0  # 1: n / (k · count); 0.5: its square root, gentler on rare classes
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
     distribute: bool = False  # tf.distribute.MirroredStrategy over every visible GPU
     augment: AugmentConfig = field(default_factory=AugmentConfig)

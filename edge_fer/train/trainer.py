@@ -43,12 +43,13 @@ class Stage:
     extra_callbacks: Callable[[], list]
 
 
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """n / (k · count_c), the usual 'balanced' weighting; classes absent from training get weight 0."""
+def balanced_class_weights(labels: np.ndarray, num_classes: int, power: float = 1.0) -> dict[int, float]:
+    """(n / (k · count_c)) ** power: power 1 is the usual 'balanced' weighting, 0.5 a gentler one.
+    Classes absent from training get weight 0."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     present = counts > 0
     weights = np.zeros(num_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
+    weights[present] = (counts.sum() / (present.sum() * counts[present])) ** power
     return {i: float(w) for i, w in enumerate(weights)}
 
 
@@ -62,13 +63,13 @@ def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split,
     return split.subset(~held), split.subset(held)
 
 
-def train_valid_test(dataset: FerDataset, config: TrainConfig) -> tuple[Split, Split, Split | None]:
+def train_valid_test(dataset: FerDataset, validation_fraction: float, seed: int) -> tuple[Split, Split, Split | None]:
     train = dataset.splits.get("train")
     if train is None:
         raise UserError(f"dataset {dataset.name} has no 'train' split (it has {', '.join(dataset.splits)})")
     valid = dataset.splits.get("valid")
     if valid is None:
-        train, valid = stratified_holdout(train, config.data.validation_fraction, config.train.seed)
+        train, valid = stratified_holdout(train, validation_fraction, seed)
     return train, valid, dataset.splits.get("test")
 
 
@@ -203,7 +204,7 @@ def train(config: TrainConfig) -> dict:
     save_toml(config, out / "config.toml")
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, config.data.root, label_mode=config.data.label_mode, **config.data.options)
-    train_split, valid_split, test_split = train_valid_test(dataset, config)
+    train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
     soft = dataset.label_mode == "probability"
     keras.utils.set_random_seed(config.train.seed)
     strategy = pick_strategy(config.train.distribute)
@@ -216,8 +217,9 @@ def train(config: TrainConfig) -> dict:
     train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,
                               augment=config.train.augment, soft_labels=soft, repeat=True)
     valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft)
-    calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(50)
-    class_weight = balanced_class_weights(train_split.labels, len(dataset.classes)) if config.train.class_weights else None
+    calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(20)
+    class_weight = (balanced_class_weights(train_split.labels, len(dataset.classes), config.train.class_weight_power)
+                    if config.train.class_weights else None)
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
     ui.log(f"training {config.model.variant} at {size}px on {dataset.display_name} ({len(train_split)} train, "
            f"{len(valid_split)} valid), schedule {config.train.schedule}, pretrained={origin['pretrained']}")

@@ -1,0 +1,95 @@
+"""Targets reached over SSH: a bundle (the target-side runner, artifacts, images) goes over, the runner runs
+there, JSON comes back. Key authentication and strict host-key checking only; every command is an argument
+list, and the one string the remote shell sees is built with shlex.join."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import subprocess
+import tarfile
+from pathlib import Path
+
+from edge_fer.errors import UserError
+from edge_fer.export.metadata import sidecar_path
+from edge_fer.targets import Target
+
+PACKAGE = Path(__file__).resolve().parents[1]
+# The device needs these modules only: numpy and the runtime do the rest (no TensorFlow).
+RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.py", "runtimes/base.py",
+                  "runtimes/litert.py", "runtimes/onnxruntime_runtime.py", "runtimes/tensorrt_runtime.py",
+                  "bench/__init__.py", "bench/timing.py", "bench/device_runner.py", "export/__init__.py",
+                  "export/formats.py", "export/metadata.py")
+RUN_SCRIPT = """#!/bin/sh
+# Benchmark every artifact in this bundle: ./run.sh [python3]
+cd "$(dirname "$0")"
+PY="${1:-python3}"
+for artifact in artifacts/*.tflite artifacts/*.onnx artifacts/*.engine; do
+  [ -e "$artifact" ] || continue
+  images=""; [ -f data/images-$(basename "$artifact").npy ] && images="--images data/images-$(basename "$artifact").npy"
+  PYTHONPATH=lib "$PY" -m edge_fer.bench.device_runner "$artifact" $images > "results-$(basename "$artifact").json"
+done
+"""
+
+
+def ssh_options(target: Target) -> list[str]:
+    options = ["-p", str(target.ssh_port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    if target.ssh_key:
+        options += ["-i", str(Path(target.ssh_key).expanduser()), "-o", "IdentitiesOnly=yes"]
+    if target.known_hosts:
+        options += ["-o", f"UserKnownHostsFile={Path(target.known_hosts).expanduser()}"]
+    return options
+
+
+def ssh_command(target: Target, argv: list[str]) -> list[str]:
+    """ssh … host -- 'quoted argv': the remote shell receives exactly these arguments."""
+    return ["ssh", *ssh_options(target), target.ssh, "--", shlex.join(argv)]
+
+
+def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None) -> bytes:
+    """A .tar.gz with lib/edge_fer (runner only), artifacts/ (+ metadata), data/ and run.sh."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for module in RUNNER_MODULES:
+            tar.add(PACKAGE / module, arcname=f"lib/edge_fer/{module}")
+        for artifact in artifacts:
+            tar.add(artifact, arcname=f"artifacts/{artifact.name}")
+            if sidecar_path(artifact).is_file():
+                tar.add(sidecar_path(artifact), arcname=f"artifacts/{sidecar_path(artifact).name}")
+        for artifact_name, image_file in (images or {}).items():
+            tar.add(image_file, arcname=f"data/images-{artifact_name}.npy")
+        script = RUN_SCRIPT.encode()
+        info = tarfile.TarInfo("run.sh")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    return buffer.getvalue()
+
+
+def run_ssh(target: Target, argv: list[str], stdin: bytes | None = None, timeout: float = 3600) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(ssh_command(target, argv), input=stdin, capture_output=True, timeout=timeout)
+    except FileNotFoundError:
+        raise UserError("ssh is not installed on this machine; install openssh-client") from None
+
+
+def upload_bundle(target: Target, bundle: bytes) -> str:
+    remote = target.remote_dir
+    result = run_ssh(target, ["sh", "-c", f"rm -rf {shlex.quote(remote)} && mkdir -p {shlex.quote(remote)} && "
+                                          f"tar -xzf - -C {shlex.quote(remote)}"], stdin=bundle)
+    if result.returncode != 0:
+        raise UserError(f"cannot copy the bundle to {target.ssh}: {result.stderr.decode(errors='replace').strip()[-300:]}")
+    return remote
+
+
+def run_remote_artifact(target: Target, artifact_name: str, runner_args: list[str], with_images: bool) -> dict:
+    remote = target.remote_dir
+    argv = ["env", f"PYTHONPATH={remote}/lib", target.python, "-m", "edge_fer.bench.device_runner",
+            f"{remote}/artifacts/{artifact_name}", *runner_args]
+    if with_images:
+        argv += ["--images", f"{remote}/data/images-{artifact_name}.npy"]
+    result = run_ssh(target, argv)
+    output = result.stdout.decode(errors="replace").strip().splitlines()
+    if not output:
+        return {"error": f"no output from {target.ssh}: {result.stderr.decode(errors='replace').strip()[-300:]}"}
+    return json.loads(output[-1])

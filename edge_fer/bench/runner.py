@@ -1,0 +1,196 @@
+"""`edge-fer bench`: every artifact on one target, each in its own process (so load time and peak RSS are its
+own), locally or over SSH. Each artifact gets a status (passed / failed and why) and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edge_fer import ui
+from edge_fer.bench import store
+from edge_fer.bench.timing import TimingSettings
+from edge_fer.errors import UserError
+from edge_fer.export.metadata import file_sha256, read_metadata
+from edge_fer.targets import Target, load_target
+
+
+@dataclass
+class BenchSettings(TimingSettings):
+    threads: int | None = None
+    store: str = str(store.DEFAULT_STORE)
+
+    def runner_args(self, threads: int | None) -> list[str]:
+        args = ["--warmup", str(self.warmup_queries), "--min-queries", str(self.min_queries),
+                "--min-duration", str(self.min_duration_s), "--max-duration", str(self.max_duration_s),
+                "--offline-batch", str(self.offline_batch)]
+        return args + (["--threads", str(threads)] if threads else [])
+
+
+class ScoringData:
+    """The test split, resized once per input size, written where the runner can read it."""
+
+    def __init__(self, spec: dict | None, folder: Path):
+        self.spec, self.folder, self.files = spec, folder, {}
+        self.dataset = None
+        if spec:
+            from edge_fer.data import load_dataset
+
+            self.dataset = load_dataset(spec["name"], spec.get("root"), label_mode=spec.get("label_mode"),
+                                        **(spec.get("options") or {}))
+            self.split = self.dataset.splits.get("test") or self.dataset.splits.get("valid")
+            if self.split is None:
+                raise UserError(f"dataset {self.dataset.name} has no test or valid split to score on")
+
+    def images_for(self, size: int) -> Path | None:
+        if self.dataset is None:
+            return None
+        if size not in self.files:
+            from edge_fer.data.preprocess import resize_images
+
+            path = self.folder / f"images-{size}.npy"
+            np.save(path, resize_images(self.split.images, size), allow_pickle=False)
+            self.files[size] = path
+        return self.files[size]
+
+
+def artifact_facts(path: Path) -> dict:
+    from edge_fer.export.formats import format_of_artifact
+
+    meta = read_metadata(path) or {}
+    export_format = format_of_artifact(path)
+    return {"path": path, "meta": meta, "format": export_format,
+            "image_size": meta.get("image_size") or None, "classes": meta.get("classes")}
+
+
+def run_local(path: Path, images: Path | None, settings: BenchSettings, threads: int | None) -> dict:
+    argv = [sys.executable, "-m", "edge_fer.bench.device_runner", str(path), *settings.runner_args(threads)]
+    if images is not None:
+        argv += ["--images", str(images)]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    if not lines:
+        return {"error": (result.stderr.strip().splitlines() or ["the runner printed nothing"])[-1]}
+    return json.loads(lines[-1])
+
+
+def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings) -> dict:
+    from edge_fer.bench import remote
+    from edge_fer.bench.trtexec import parse_trtexec
+    from edge_fer.export.tensorrt import EngineBuildConfig, trtexec_bench_command
+
+    config = EngineBuildConfig.from_target(target, facts["format"].precision, facts["image_size"],
+                                           input_name=(facts["meta"].get("engine") or {}).get("build_config", {}).get("input_name", "pixels"))
+    if target.access == "ssh":
+        argv = trtexec_bench_command(Path(target.remote_dir) / "artifacts" / path.name, config,
+                                     duration_s=int(settings.min_duration_s))
+        output = remote.run_ssh(target, argv).stdout.decode(errors="replace")
+    else:
+        argv = trtexec_bench_command(path, config, duration_s=int(settings.min_duration_s))
+        output = subprocess.run(argv, capture_output=True, text=True).stdout
+    parsed = parse_trtexec(output)
+    latency = parsed["latency_ms"]
+    if latency["median"] is None:
+        return {"error": "trtexec printed no latency summary"}
+    return {"format": facts["format"].name, "trtexec": parsed,
+            "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
+                              "mean_ms": latency["mean"], "qps": parsed["throughput_qps"]}}
+
+
+def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: ScoringData) -> dict:
+    from edge_fer.versions import software_versions
+
+    path, meta, export_format = facts["path"], facts["meta"], facts["format"]
+    row = {"run_id": run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "target": target.name, "artifact": str(path), "format": export_format.name,
+           "precision": export_format.precision, "variant": meta.get("variant"), "image_size": facts["image_size"],
+           "agreement": (meta.get("parity") or {}).get("top1_agreement"),
+           "versions": {"host": software_versions(), "artifact": meta.get("versions")}}
+    if path.is_file():
+        row.update(artifact_sha256=file_sha256(path), size_bytes=path.stat().st_size)
+    if "error" in measured:
+        return {**row, "status": "failed", "reason": measured["error"], "metrics": measured}
+    single = measured.get("single_stream", {})
+    metrics = {key: value for key, value in measured.items() if key != "probabilities"}
+    metrics["macs"] = meta.get("macs")
+    row.update(status="passed", p50_ms=single.get("p50_ms"), p90_ms=single.get("p90_ms"), p99_ms=single.get("p99_ms"),
+               mean_ms=single.get("mean_ms"),
+               images_per_s=(measured.get("offline") or {}).get("images_per_s") or single.get("qps"))
+    if "probabilities" in measured and scoring.dataset is not None:
+        from edge_fer.evaluate import classification_metrics
+
+        scored = classification_metrics(scoring.split.labels, np.asarray(measured["probabilities"]), scoring.dataset.classes)
+        metrics["scores"] = scored
+        row.update(accuracy=scored["accuracy"], macro_f1=scored["macro_f1"], dataset=scoring.dataset.name,
+                   synthetic=int(scoring.dataset.synthetic))
+    row["metrics"] = metrics
+    return row
+
+
+def check_artifact(facts: dict, target: Target, scoring: ScoringData) -> str | None:
+    export_format = facts["format"]
+    if target.formats and export_format.name not in target.formats:
+        return f"target {target.name} does not run {export_format.name} (its formats: {', '.join(target.formats)})"
+    if export_format.runtime == "tensorrt" and export_format.precision not in target.tensorrt.precisions:
+        return f"target {target.name} has no TensorRT {export_format.precision}"
+    if scoring.dataset is not None and facts["classes"] and list(facts["classes"]) != list(scoring.dataset.classes):
+        return f"the artifact's classes {facts['classes']} are not the dataset's {list(scoring.dataset.classes)}"
+    if scoring.dataset is not None and not facts["image_size"]:
+        return "no metadata beside the artifact (its .json): cannot tell its input size for scoring"
+    return None
+
+
+def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings, dataset_spec: dict | None = None) -> list[dict]:
+    from edge_fer.bench import remote
+
+    target = load_target(target_name)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    threads = settings.threads or target.threads
+    rows: list[dict | None] = [None] * len(artifacts)
+    with tempfile.TemporaryDirectory() as folder:
+        scoring = ScoringData(dataset_spec, Path(folder))
+        planned = []  # (position, facts)
+        for position, artifact in enumerate(map(Path, artifacts)):
+            if not artifact.is_file():
+                rows[position] = {"run_id": run_id, "target": target.name, "artifact": str(artifact), "status": "failed",
+                                  "reason": "file does not exist"}
+                continue
+            facts = artifact_facts(artifact)
+            problem = check_artifact(facts, target, scoring)
+            if problem:
+                rows[position] = to_row(run_id, target, facts, {"error": problem}, scoring)
+            else:
+                planned.append((position, facts))
+        if target.access == "ssh" and planned:
+            images = {f["path"].name: scoring.images_for(f["image_size"]) for _, f in planned if scoring.dataset is not None}
+            remote.upload_bundle(target, remote.build_bundle([f["path"] for _, f in planned], images))
+        with ui.progress() as bar:
+            task = bar.add_task(f"benchmarking on {target.name}", total=len(planned))
+            for position, facts in planned:
+                bar.update(task, description=f"{facts['format'].name} on {target.name}")
+                rows[position] = to_row(run_id, target, facts, measure(facts, target, scoring, settings, threads), scoring)
+                bar.advance(task)
+    store.insert(settings.store, [row for row in rows if "created" in row])
+    return rows
+
+
+def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSettings, threads: int | None) -> dict:
+    from edge_fer.bench import remote
+
+    if facts["format"].runtime == "tensorrt" and target.tensorrt.use_trtexec:
+        return run_trtexec(facts["path"], target, facts, settings)
+    images = scoring.images_for(facts["image_size"]) if scoring.dataset is not None else None
+    if target.access == "ssh":
+        return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads), images is not None)
+    return run_local(facts["path"], images, settings, threads)
+
+
+def settings_dict(settings: BenchSettings) -> dict:
+    return asdict(settings)

@@ -1,0 +1,68 @@
+"""MLPerf-style timing, shortened: warm-up, SingleStream (one query at a time until both a minimum query count
+and a minimum duration are met) and Offline (batched throughput). Only runner.infer is timed, with
+time.perf_counter_ns (monotonic). No TensorFlow here: this runs on the device."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TimingSettings:
+    warmup_queries: int = 20
+    min_queries: int = 200
+    min_duration_s: float = 5.0
+    max_duration_s: float = 120.0
+    offline_batch: int = 32
+    offline_min_duration_s: float = 3.0
+
+
+def latency_stats(latencies_ms: np.ndarray) -> dict:
+    return {
+        "count": int(len(latencies_ms)),
+        "p50_ms": float(np.percentile(latencies_ms, 50)),
+        "p90_ms": float(np.percentile(latencies_ms, 90)),
+        "p99_ms": float(np.percentile(latencies_ms, 99)),
+        "mean_ms": float(np.mean(latencies_ms)),
+        "std_ms": float(np.std(latencies_ms)),
+        "min_ms": float(np.min(latencies_ms)),
+    }
+
+
+def timed_infer(runner, batch: np.ndarray) -> float:
+    start = time.perf_counter_ns()
+    runner.infer(batch)
+    return (time.perf_counter_ns() - start) / 1e6
+
+
+def single_stream(runner, samples: np.ndarray, settings: TimingSettings) -> dict:
+    """One image per query, back to back, cycling through `samples` (N, H, W, 3)."""
+    for index in range(settings.warmup_queries):
+        runner.infer(samples[index % len(samples)][None])
+    latencies = []
+    started = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - started
+        enough = len(latencies) >= settings.min_queries and elapsed >= settings.min_duration_s
+        if enough or elapsed >= settings.max_duration_s:
+            break
+        latencies.append(timed_infer(runner, samples[len(latencies) % len(samples)][None]))
+    stats = latency_stats(np.asarray(latencies))
+    stats["qps"] = 1000.0 / stats["mean_ms"]
+    return stats
+
+
+def offline(runner, samples: np.ndarray, settings: TimingSettings) -> dict:
+    """Batches of `offline_batch` images until the minimum duration; images per second of infer time."""
+    batch_size = min(settings.offline_batch, runner.input_spec.max_batch or settings.offline_batch)
+    reps = int(np.ceil(batch_size / len(samples)))
+    batch = np.concatenate([samples] * reps)[:batch_size]
+    runner.infer(batch)  # warm-up (and, for TFLite, the one-off tensor resize)
+    total_ms, images = 0.0, 0
+    while total_ms < settings.offline_min_duration_s * 1000 or images < 4 * batch_size:
+        total_ms += timed_infer(runner, batch)
+        images += batch_size
+    return {"batch": batch_size, "images": images, "images_per_s": images / (total_ms / 1000.0)}

@@ -1,0 +1,1 @@
+"""Export formats, converters and the exporter."""

@@ -1,0 +1,244 @@
+"""`edge-fer export`: every requested format from the FORMATS table, each checked against the Keras model.
+
+Each format ends with a status: passed, failed-check (exported, but parity is below its floor), failed
+(the export itself broke: the reason is kept) or skipped (needs a GPU that is not here). The run goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edge_fer import ui
+from edge_fer.compare import agreement, run_batches
+from edge_fer.errors import UserError
+from edge_fer.export import converters
+from edge_fer.export.formats import ExportFormat, parse_formats
+from edge_fer.export.metadata import atomic_write_bytes, embed_onnx_metadata, file_sha256, write_metadata
+
+DEFAULT_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}
+
+
+@dataclass
+class ExportSettings:
+    formats: str = "cpu"  # 'cpu', 'all' or a comma-separated list
+    calibration_images: int = 300
+    parity_images: int = 500
+    opset: int = converters.DEFAULT_OPSET
+    threads: int | None = None
+    target: str | None = None  # TensorRT builds read their settings from this target profile
+    seed: int = 0
+    floors: dict = field(default_factory=lambda: dict(DEFAULT_FLOORS))
+
+
+class ExportContext:
+    """What the converters need, each built once and only when a format asks for it."""
+
+    def __init__(self, model_dir: Path, qat_dir: Path | None, settings: ExportSettings, dataset_override: dict | None):
+        from edge_fer.train.trainer import load_model
+
+        self.model_dir, self.qat_dir, self.settings = model_dir, qat_dir, settings
+        self.float_model, self.meta = load_model(model_dir)
+        self.image_size = int(self.float_model.input_shape[1])
+        self.dataset_spec = dataset_override or self.meta.get("dataset")
+        if not self.dataset_spec:
+            raise UserError(f"{model_dir} has no model.json naming its dataset; pass --dataset (and --root)")
+
+    @functools.cached_property
+    def dataset(self):
+        from edge_fer.data import load_dataset
+
+        spec = self.dataset_spec
+        return load_dataset(spec["name"], spec.get("root"), label_mode=spec.get("label_mode"), **(spec.get("options") or {}))
+
+    def _sample(self, split_names, count: int) -> np.ndarray:
+        from edge_fer.data.preprocess import to_model_input
+
+        split = next((self.dataset.splits[s] for s in split_names if s in self.dataset.splits), None)
+        if split is None:
+            raise UserError(f"dataset {self.dataset.name} has none of the splits {split_names}")
+        order = np.random.default_rng(self.settings.seed).permutation(len(split))[:count]
+        return to_model_input(split.images[np.sort(order)], self.image_size)
+
+    @functools.cached_property
+    def calibration(self) -> np.ndarray:
+        return self._sample(("train",), self.settings.calibration_images)
+
+    @functools.cached_property
+    def parity_images(self) -> np.ndarray:
+        return self._sample(("test", "valid"), self.settings.parity_images)
+
+    @functools.cached_property
+    def reference(self) -> np.ndarray:
+        images = self.parity_images
+        return np.concatenate([np.asarray(self.float_model(images[i:i + 64], training=False))
+                               for i in range(0, len(images), 64)])
+
+    def require_qat_dir(self) -> Path:
+        if self.qat_dir is None:
+            raise UserError("this format is built from the QAT model: run `edge-fer qat` and pass --qat DIR")
+        return self.qat_dir
+
+    @functools.cached_property
+    def qat_model(self):
+        from edge_fer.quantize.qat import load_qat_model
+
+        return load_qat_model(self.require_qat_dir())[0]
+
+    @functools.cached_property
+    def macs(self) -> int:
+        from edge_fer.models.summary import model_summary
+
+        return model_summary(self.float_model)["macs"]
+
+    @functools.cached_property
+    def onnx_fp32(self):
+        return converters.keras_to_onnx(self.float_model, self.settings.opset)
+
+    @functools.cached_property
+    def qat_tflite_float_io(self) -> bytes:
+        return converters.keras_to_tflite(self.qat_model, "int8", self.calibration, int8_io=False)
+
+
+def build_onnx_qdq(ctx: ExportContext) -> bytes:
+    return converters.tflite_to_onnx(ctx.qat_tflite_float_io, ctx.settings.opset).SerializeToString()
+
+
+BUILDERS = {  # format name -> bytes of the artifact (TensorRT engines are built in build_engine)
+    "tflite-fp32": lambda ctx: converters.keras_to_tflite(ctx.float_model, "fp32"),
+    "tflite-fp16": lambda ctx: converters.keras_to_tflite(ctx.float_model, "fp16"),
+    "tflite-dynamic": lambda ctx: converters.keras_to_tflite(ctx.float_model, "dynamic"),
+    "tflite-int8": lambda ctx: converters.keras_to_tflite(ctx.float_model, "int8", ctx.calibration),
+    "tflite-int8-qat": lambda ctx: converters.keras_to_tflite(ctx.qat_model, "int8", ctx.calibration),
+    "onnx-fp32": lambda ctx: ctx.onnx_fp32.SerializeToString(),
+    "onnx-int8-qdq": build_onnx_qdq,
+    "onnx-int8-ptq": lambda ctx: converters.onnx_to_int8_ptq(ctx.onnx_fp32, ctx.calibration).SerializeToString(),
+}
+ENGINE_SOURCES = {"tensorrt-fp32": "onnx-fp32", "tensorrt-fp16": "onnx-fp32", "tensorrt-int8": "onnx-int8-qdq"}
+
+
+def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
+    from edge_fer.train.trainer import PREPROCESSING
+    from edge_fer.versions import software_versions
+
+    if export_format.source == "qat":
+        from edge_fer.quantize.qat import WEIGHTS_FILE
+
+        source_file = ctx.require_qat_dir() / WEIGHTS_FILE
+    else:
+        source_file = ctx.model_dir / "model.keras" if ctx.model_dir.is_dir() else ctx.model_dir
+    meta = ctx.meta
+    return {
+        "format": export_format.name, "precision": export_format.precision, "runtime": export_format.runtime,
+        "macs": ctx.macs,
+        "classes": meta.get("classes"), "image_size": ctx.image_size, "input_shape": [ctx.image_size, ctx.image_size, 3],
+        "preprocessing": meta.get("preprocessing", PREPROCESSING), "variant": meta.get("variant"),
+        "pretrained": meta.get("pretrained"), "dataset": meta.get("dataset"),
+        "source": export_format.source, "source_model": str(source_file), "source_model_sha256": file_sha256(source_file),
+        "calibration_images": ctx.settings.calibration_images if export_format.calibrated else None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": software_versions(),
+    }
+
+
+def build_engine(ctx: ExportContext, export_format: ExportFormat, out: Path, path: Path) -> dict:
+    from edge_fer.export import tensorrt
+    from edge_fer.targets import load_target
+
+    onnx_path = out / f"model-{ENGINE_SOURCES[export_format.name]}.onnx"
+    if not onnx_path.is_file():
+        raise UserError(f"{export_format.name} is built from {onnx_path.name}: export that format too")
+    input_name = _onnx_input_name(onnx_path)
+    if ctx.settings.target:
+        target = load_target(ctx.settings.target)
+        config = tensorrt.EngineBuildConfig.from_target(target, export_format.precision, ctx.image_size, input_name)
+        use_trtexec = target.tensorrt.use_trtexec
+    else:  # the GPU on this machine, with the defaults
+        config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name)
+        use_trtexec = False
+    if use_trtexec:
+        temporary = path.with_name(f".partial-{path.name}")
+        tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config)
+        temporary.replace(path)
+        return tensorrt.engine_record(config, "trtexec")
+    atomic_write_bytes(path, tensorrt.onnx_to_engine(onnx_path, config))
+    return tensorrt.engine_record(config, "python-api")
+
+
+def _onnx_input_name(onnx_path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
+
+
+def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> dict:
+    from edge_fer.runtimes import create_runtime
+
+    path = out / export_format.file_name
+    started = time.perf_counter()
+    record = artifact_record(ctx, export_format)
+    if export_format.needs_gpu:
+        record["engine"] = build_engine(ctx, export_format, out, path)
+    else:
+        payload = BUILDERS[export_format.name](ctx)
+        if export_format.suffix == ".onnx":
+            import onnx
+
+            payload = embed_onnx_metadata(onnx.load_from_string(payload), record).SerializeToString()
+        atomic_write_bytes(path, payload)
+    record["file_sha256"] = file_sha256(path)
+    record["size_bytes"] = path.stat().st_size
+    record["export_seconds"] = round(time.perf_counter() - started, 1)
+    with create_runtime(export_format.runtime, path, threads=ctx.settings.threads) as runner:
+        probabilities = run_batches(runner, ctx.parity_images)
+    parity = agreement(export_format.name, ctx.reference, probabilities).as_dict()
+    floor = ctx.settings.floors.get(export_format.precision, 0.0)
+    record["parity"] = {**parity, "floor": floor, "reference": "keras float model"}
+    write_metadata(path, record)
+    status = "passed" if parity["top1_agreement"] >= floor else "failed-check"
+    return {"format": export_format.name, "status": status, "path": str(path), "size_bytes": record["size_bytes"],
+            "top1_agreement": parity["top1_agreement"], "max_abs_diff": parity["max_abs_diff"], "floor": floor,
+            "precision": export_format.precision, "export_seconds": record["export_seconds"]}
+
+
+def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat_dir: str | Path | None = None,
+           dataset_override: dict | None = None) -> list[dict]:
+    from edge_fer.export.tensorrt import NO_GPU_MESSAGE, tensorrt_available, trtexec_available
+
+    formats = parse_formats(settings.formats)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)
+    gpu_here = tensorrt_available() or trtexec_available() is not None
+    skipped = [f.name for f in formats if f.needs_gpu and not gpu_here]
+    results = []
+    with ui.progress() as bar:
+        task = bar.add_task("exporting", total=len(formats))
+        for export_format in formats:
+            bar.update(task, description=f"exporting {export_format.name}")
+            if export_format.name in skipped:
+                results.append({"format": export_format.name, "status": "skipped", "reason": NO_GPU_MESSAGE})
+            else:
+                results.append(export_guarded(ctx, export_format, out))
+            bar.advance(task)
+    report = {"model": str(model_dir), "qat_model": str(qat_dir) if qat_dir else None, "settings": settings.__dict__,
+              "parity_images": int(len(ctx.parity_images)) if any(r["status"] != "skipped" for r in results) else 0,
+              "results": results}
+    atomic_write_bytes(out / "export.json", json.dumps(report, indent=2, default=str).encode())
+    return results
+
+
+def export_guarded(ctx: ExportContext, export_format: ExportFormat, out: Path) -> dict:
+    try:
+        return export_one(ctx, export_format, out)
+    except UserError as error:
+        return {"format": export_format.name, "status": "failed", "reason": str(error)}
+    except Exception as error:  # a converter bug must not stop the other formats
+        last = traceback.format_exception_only(type(error), error)[-1].strip()
+        return {"format": export_format.name, "status": "failed", "reason": last[:500]}

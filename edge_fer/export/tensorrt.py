@@ -1,0 +1,176 @@
+"""TensorRT engines from ONNX: the Python builder API or `trtexec`, configured from a target profile.
+
+An engine belongs to the GPU and TensorRT version that built it, so the record beside it names both.
+Everything but the actual build runs without a GPU (and is tested so).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from edge_fer.errors import UserError
+from edge_fer.targets import Target
+
+NO_GPU_MESSAGE = "no NVIDIA GPU with TensorRT here; engines must be built on the device that runs them"
+
+
+@dataclass
+class EngineBuildConfig:
+    precision: str  # fp32, fp16, int8 (int8 expects a QDQ ONNX: explicit quantization)
+    workspace_mb: int = 1024
+    dla_core: int | None = None
+    gpu_fallback: bool = True
+    builder_optimization_level: int = 3
+    timing_cache: str | None = None
+    input_name: str = "pixels"
+    image_size: int = 224
+    min_batch: int = 1
+    opt_batch: int = 1
+    max_batch: int = 8
+
+    @classmethod
+    def from_target(cls, target: Target, precision: str, image_size: int, input_name: str = "pixels", **overrides):
+        settings = target.tensorrt
+        if precision not in settings.precisions:
+            raise UserError(f"target {target.name} does not support TensorRT {precision} (it has {', '.join(settings.precisions)})")
+        dla_core = settings.dla_core
+        if dla_core is not None and not 0 <= dla_core < max(target.device.dla_cores, 0):
+            raise UserError(f"target {target.name} has {target.device.dla_cores} DLA cores; dla_core {dla_core} does not exist")
+        if dla_core is not None and precision == "fp32":
+            dla_core = None  # DLA runs fp16 and int8 only
+        config = cls(precision=precision, workspace_mb=settings.workspace_mb, dla_core=dla_core,
+                     gpu_fallback=settings.gpu_fallback, builder_optimization_level=settings.builder_optimization_level,
+                     timing_cache=settings.timing_cache, input_name=input_name, image_size=image_size,
+                     min_batch=settings.min_batch, opt_batch=settings.opt_batch, max_batch=settings.max_batch)
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(config, key, value)
+        return config
+
+    def shape(self, batch: int) -> tuple[int, int, int, int]:
+        return (batch, self.image_size, self.image_size, 3)
+
+    def builder_flags(self) -> list[str]:
+        """Names of trt.BuilderFlag to set. INT8 comes with FP16 so layers outside Q/DQ pairs (softmax) may
+        run in half precision rather than fall back to fp32."""
+        flags = {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[self.precision]
+        if self.dla_core is not None and self.gpu_fallback:
+            flags.append("GPU_FALLBACK")
+        return flags
+
+
+def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str = "trtexec") -> list[str]:
+    """The trtexec command line that builds the same engine as the Python API (an argument list, no shell)."""
+    shape = lambda batch: f"{config.input_name}:" + "x".join(map(str, config.shape(batch)))  # noqa: E731
+    command = [trtexec, f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
+               f"--memPoolSize=workspace:{config.workspace_mb}M",
+               f"--minShapes={shape(config.min_batch)}", f"--optShapes={shape(config.opt_batch)}",
+               f"--maxShapes={shape(config.max_batch)}", f"--builderOptimizationLevel={config.builder_optimization_level}"]
+    if config.precision == "fp16":
+        command.append("--fp16")
+    elif config.precision == "int8":
+        command += ["--int8", "--fp16"]
+    if config.dla_core is not None:
+        command.append(f"--useDLACore={config.dla_core}")
+        if config.gpu_fallback:
+            command.append("--allowGPUFallback")
+    if config.timing_cache:
+        command.append(f"--timingCacheFile={config.timing_cache}")
+    return command
+
+
+def trtexec_bench_command(engine_path: Path, config: EngineBuildConfig, batch: int = 1, duration_s: int = 10,
+                          warmup_ms: int = 500, trtexec: str = "trtexec") -> list[str]:
+    shape = f"{config.input_name}:" + "x".join(map(str, config.shape(batch)))
+    command = [trtexec, f"--loadEngine={engine_path}", f"--shapes={shape}", f"--warmUp={warmup_ms}",
+               f"--duration={duration_s}", "--percentile=90,95,99", "--useSpinWait"]
+    if config.dla_core is not None:
+        command.append(f"--useDLACore={config.dla_core}")
+    return command
+
+
+def tensorrt_available() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return False
+    return gpu_info() is not None
+
+
+def trtexec_available() -> str | None:
+    return shutil.which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
+
+
+def gpu_info() -> dict | None:
+    """Name and compute capability of GPU 0, from nvidia-smi; None where there is no NVIDIA GPU."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        line = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=30, check=True).stdout.strip().splitlines()[0]
+    except (subprocess.SubprocessError, IndexError, OSError):
+        return None
+    name, capability, driver = (part.strip() for part in line.split(","))
+    return {"gpu": name, "compute_capability": capability, "driver": driver}
+
+
+def engine_record(config: EngineBuildConfig, builder: str) -> dict:
+    """What makes an engine valid: the GPU and TensorRT version that built it, and how."""
+    import tensorrt as trt
+
+    return {"tensorrt": trt.__version__, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config)}
+
+
+def configure_builder(trt, builder, network, config: EngineBuildConfig):
+    """A trt.IBuilderConfig for `config` (workspace, precision flags, DLA, profile, timing cache)."""
+    builder_config = builder.create_builder_config()
+    builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
+    builder_config.builder_optimization_level = config.builder_optimization_level
+    for flag in config.builder_flags():
+        builder_config.set_flag(getattr(trt.BuilderFlag, flag))
+    if config.dla_core is not None:
+        builder_config.default_device_type = trt.DeviceType.DLA
+        builder_config.DLA_core = config.dla_core
+    profile = builder.create_optimization_profile()
+    profile.set_shape(network.get_input(0).name, config.shape(config.min_batch), config.shape(config.opt_batch),
+                      config.shape(config.max_batch))
+    builder_config.add_optimization_profile(profile)
+    cache_bytes = Path(config.timing_cache).read_bytes() if config.timing_cache and Path(config.timing_cache).is_file() else b""
+    timing_cache = builder_config.create_timing_cache(cache_bytes)
+    builder_config.set_timing_cache(timing_cache, ignore_mismatch=False)
+    return builder_config, timing_cache
+
+
+def onnx_to_engine(onnx_path: Path, config: EngineBuildConfig) -> bytes:
+    """Build a serialized engine with the TensorRT Python API."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    explicit_batch = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(explicit_batch)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    builder_config, timing_cache = configure_builder(trt, builder, network, config)
+    serialized = builder.build_serialized_network(network, builder_config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT could not build a {config.precision} engine from {onnx_path}")
+    if config.timing_cache:
+        Path(config.timing_cache).write_bytes(bytes(timing_cache.serialize()))
+    return bytes(serialized)
+
+
+def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBuildConfig) -> str:
+    """Build with trtexec (where that is what the device has); returns trtexec's log."""
+    trtexec = trtexec_available()
+    if trtexec is None:
+        raise UserError("trtexec is not on PATH; install TensorRT or set use_trtexec = false in the target")
+    result = subprocess.run(trtexec_build_command(onnx_path, engine_path, config, trtexec), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"trtexec failed ({result.returncode}): {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return result.stdout

@@ -1,0 +1,133 @@
+"""`edge-fer run`: the stages of a pipeline file in order, each in runs/<pipeline>/<stage>/ with a manifest.
+
+A stage is skipped when its manifest shows the same settings hash and input hashes and its outputs are intact.
+The manifest is written last (atomically), so an interrupted stage (Ctrl-C, kill -9) has none and is redone
+on the next run; the stages before it keep theirs and are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from edge_fer import ui
+from edge_fer.errors import UserError
+from edge_fer.export.metadata import file_sha256
+from edge_fer.pipeline_config import STAGES, PipelineConfig
+
+UPSTREAM = {"data": [], "train": ["data"], "qat": ["train"], "export": ["train", "qat"], "evaluate": ["train", "export"],
+            "bench": ["export"], "report": ["bench"]}
+SECTIONS = {"data": ["data"], "train": ["data", "model", "train"], "qat": ["qat"], "export": ["export"],
+            "evaluate": ["evaluate"], "bench": ["bench"], "report": ["report"]}
+
+
+def digest(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_manifest(stage_dir: Path) -> dict | None:
+    path = stage_dir / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_manifest(stage_dir: Path, manifest: dict) -> None:
+    temporary = stage_dir / ".partial-manifest.json"
+    temporary.write_text(json.dumps(manifest, indent=2, default=str))
+    os.replace(temporary, stage_dir / "manifest.json")
+
+
+def output_hashes(stage_dir: Path) -> dict[str, str]:
+    """Every file the stage left (checkpoints and partial files excepted)."""
+    hashes = {}
+    for path in sorted(stage_dir.rglob("*")):
+        relative = path.relative_to(stage_dir).as_posix()
+        if path.is_file() and relative not in ("manifest.json", ".settings") and not path.name.startswith(".partial-") \
+                and not relative.startswith("stages/"):
+            hashes[relative] = file_sha256(path)
+    return hashes
+
+
+def outputs_intact(stage_dir: Path, manifest: dict) -> bool:
+    return all((stage_dir / name).is_file() and file_sha256(stage_dir / name) == sha for name, sha in manifest["outputs"].items())
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, commands: list[str] | None = None):
+        from edge_fer.pipeline_stages import STAGE_FUNCTIONS
+
+        self.config = config
+        self.folder = config.folder
+        self.commands = commands or []
+        self.functions: dict[str, Callable] = STAGE_FUNCTIONS
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.folder / stage
+
+    def settings_hash(self, stage: str) -> str:
+        config = asdict(self.config)
+        return digest({section: config[section] for section in SECTIONS[stage]} | {"stage": stage})
+
+    def inputs_hash(self, stage: str) -> dict:
+        inputs = {}
+        for upstream in UPSTREAM[stage]:
+            if upstream not in self.config.stages:
+                continue
+            manifest = read_manifest(self.stage_dir(upstream))
+            if manifest is None:
+                raise UserError(f"stage {stage!r} needs stage {upstream!r}: run it first (drop --only)")
+            inputs[upstream] = digest(manifest["outputs"])
+        return inputs
+
+    def up_to_date(self, stage: str) -> bool:
+        manifest = read_manifest(self.stage_dir(stage))
+        return (manifest is not None and manifest["settings_hash"] == self.settings_hash(stage)
+                and manifest["inputs"] == self.inputs_hash(stage) and outputs_intact(self.stage_dir(stage), manifest))
+
+    @staticmethod
+    def prepare(stage_dir: Path, key: str) -> None:
+        """Keep a stage's partial work (training checkpoints) only for the same settings and inputs."""
+        marker = stage_dir / ".settings"
+        if stage_dir.exists() and marker.is_file() and marker.read_text() != key:
+            shutil.rmtree(stage_dir)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        (stage_dir / "manifest.json").unlink(missing_ok=True)
+        marker.write_text(key)
+
+    def run(self, start: str | None = None, only: str | None = None) -> list[dict]:
+        from edge_fer.versions import software_versions
+
+        stages = [s for s in STAGES if s in self.config.stages]
+        for name in (start, only):
+            if name is not None and name not in stages:
+                raise UserError(f"stage {name!r} is not in this pipeline ({', '.join(stages)})")
+        if only:
+            stages = [only]
+        forced = set(stages[stages.index(start):]) if start else set()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        summary = []
+        for stage in stages:
+            if stage not in forced and self.up_to_date(stage):
+                ui.log(f"[{stage}] up to date, skipped")
+                summary.append({"stage": stage, "status": "skipped", **(read_manifest(self.stage_dir(stage)) or {}).get("summary", {})})
+                continue
+            stage_dir = self.stage_dir(stage)
+            inputs = self.inputs_hash(stage)
+            self.prepare(stage_dir, digest([self.settings_hash(stage), inputs]))
+            ui.log(f"[{stage}] running")
+            started = time.perf_counter()
+            result = self.functions[stage](self, stage_dir)
+            manifest = {"stage": stage, "settings_hash": self.settings_hash(stage), "inputs": inputs,
+                        "outputs": output_hashes(stage_dir), "summary": result.get("summary", {}),
+                        "metrics": result.get("metrics"), "versions": software_versions(),
+                        "seconds": round(time.perf_counter() - started, 1)}
+            write_manifest(stage_dir, manifest)
+            ui.log(f"[{stage}] done in {manifest['seconds']} s")
+            summary.append({"stage": stage, "status": result.get("status", "ran"), **manifest["summary"],
+                            "seconds": manifest["seconds"]})
+        return summary

@@ -1,0 +1,108 @@
+"""The pipeline file: which stages run, and each stage's settings. Validated before any work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge_fer.data.tfdata import AugmentConfig
+from edge_fer.errors import UserError
+from edge_fer.registry import closest
+from edge_fer.train.config import DataSection, ModelSection, TrainSection
+
+STAGES = ("data", "train", "qat", "export", "evaluate", "bench", "report")
+DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "quickstart.toml"
+
+
+@dataclass
+class QatSection:
+    epochs: int = 2
+    learning_rate: float = 1e-5
+    batch_size: int = 32
+    steps_per_epoch: int | None = None
+    freeze_batchnorm: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ExportSection:
+    formats: str = "cpu"
+    calibration_images: int = 300
+    parity_images: int = 500
+    target: str | None = None
+    threads: int | None = None
+
+
+@dataclass
+class EvaluateSection:
+    split: str = "test"
+    label_modes: list = field(default_factory=list)  # extra label modes to score, e.g. ["argmax"] for FERPlus
+    threads: int | None = None
+
+
+@dataclass
+class BenchSection:
+    target: str = "host-cpu"
+    min_queries: int = 200
+    min_duration_s: float = 5.0
+    warmup_queries: int = 20
+    offline_batch: int = 32
+    threads: int | None = None
+    store: str | None = None  # default: runs/<name>/results.sqlite
+    score: bool = True  # score every artifact on the test split during the benchmark
+
+
+@dataclass
+class ReportSection:
+    out: str | None = None  # default: runs/<name>/report
+
+
+@dataclass
+class CrossValidationSection:
+    folds: int = 0  # > 1: train and evaluate once per subject-independent fold, then mean and std
+
+
+@dataclass
+class PipelineConfig:
+    name: str = "pipeline"
+    stages: list = field(default_factory=lambda: list(STAGES))
+    runs: str = "runs"
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    qat: QatSection = field(default_factory=QatSection)
+    export: ExportSection = field(default_factory=ExportSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    bench: BenchSection = field(default_factory=BenchSection)
+    report: ReportSection = field(default_factory=ReportSection)
+    cross_validation: CrossValidationSection = field(default_factory=CrossValidationSection)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.runs) / self.name
+
+
+def validate(config: PipelineConfig, base: Path) -> None:
+    """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target."""
+    from edge_fer.data import get_adapter
+    from edge_fer.export.formats import parse_formats
+    from edge_fer.models import MODELS
+    from edge_fer.targets import load_target
+
+    for stage in config.stages:
+        if stage not in STAGES:
+            raise UserError(f"unknown stage {stage!r}{closest(stage, STAGES)}; stages: {', '.join(STAGES)}")
+    adapter = get_adapter(config.data.dataset)
+    if config.data.root is not None:
+        config.data.root = str((base / config.data.root).resolve()) if not Path(config.data.root).is_absolute() else config.data.root
+    adapter(config.data.root, label_mode=config.data.label_mode, **config.data.options)  # root, mode, options
+    for mode in config.evaluate.label_modes:
+        if mode not in adapter.label_modes:
+            raise UserError(f"evaluate.label_modes: {mode!r} is not a label mode of {adapter.name} ({', '.join(adapter.label_modes)})")
+    MODELS.get(config.model.variant)
+    parse_formats(config.export.formats)
+    load_target(config.bench.target)
+    if config.export.target:
+        load_target(config.export.target)
+    if config.cross_validation.folds and config.data.dataset != "ckplus":
+        raise UserError("cross_validation.folds needs the ckplus dataset (subject-independent folds)")

@@ -1,0 +1,178 @@
+"""What each pipeline stage does. Each takes the pipeline and its stage folder and returns a summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from edge_fer import ui
+from edge_fer.config import from_dict
+
+
+def dataset_spec(pipeline, label_mode: str | None = None) -> dict:
+    data = pipeline.config.data
+    return {"name": data.dataset, "root": data.root, "label_mode": label_mode or data.label_mode, "options": data.options}
+
+
+def load(spec: dict):
+    from edge_fer.data import load_dataset
+
+    return load_dataset(spec["name"], spec.get("root"), label_mode=spec.get("label_mode"), **(spec.get("options") or {}))
+
+
+def stage_data(pipeline, stage_dir: Path) -> dict:
+    summary = load(dataset_spec(pipeline)).summary()
+    (stage_dir / "data.json").write_text(json.dumps(summary, indent=2))
+    return {"summary": {"dataset": summary["dataset"], "synthetic": summary["synthetic"],
+                        "sizes": {k: v["count"] for k, v in summary["splits"].items()}}}
+
+
+def fold_data(pipeline, fold: int) -> dict:
+    data = asdict(pipeline.config.data)
+    data["options"] = {**data["options"], "folds": pipeline.config.cross_validation.folds, "fold": fold}
+    return data
+
+
+def stage_train(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.train.config import TrainConfig
+    from edge_fer.train.trainer import train
+
+    config = pipeline.config
+    folds = config.cross_validation.folds
+    if folds > 1:  # one model per subject-independent fold
+        records = [train(from_dict(TrainConfig, {"data": fold_data(pipeline, fold), "model": asdict(config.model),
+                                                 "train": asdict(config.train), "out": str(stage_dir / f"fold-{fold}")}))
+                   for fold in range(folds)]
+        accuracies = [r["metrics"]["test"]["accuracy"] for r in records]
+        return {"summary": {"folds": folds, "accuracy": mean_std(accuracies)}}
+    train_config = from_dict(TrainConfig, {"data": asdict(config.data), "model": asdict(config.model),
+                                           "train": asdict(config.train), "out": str(stage_dir)})
+    record = train(train_config)
+    test = record["metrics"].get("test") or record["metrics"]["valid"]
+    return {"summary": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "pretrained": record["pretrained"],
+                        "train_seconds": record["train_seconds"]}, "metrics": record["metrics"]}
+
+
+def stage_qat(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.quantize.config import QatConfig
+    from edge_fer.quantize.qat import run_qat
+
+    config = pipeline.config
+    qat_config = from_dict(QatConfig, {**asdict(config.qat), "model": str(pipeline.stage_dir("train")),
+                                       "data": asdict(config.data), "seed": config.train.seed, "out": str(stage_dir)})
+    record = run_qat(qat_config)
+    test = record["metrics"].get("test") or record["metrics"]["valid"]
+    return {"summary": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}, "metrics": record["metrics"]}
+
+
+def stage_export(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.export.exporter import ExportSettings, export
+
+    section = pipeline.config.export
+    settings = ExportSettings(formats=section.formats, calibration_images=section.calibration_images,
+                              parity_images=section.parity_images, target=section.target, threads=section.threads,
+                              seed=pipeline.config.train.seed)
+    qat_dir = pipeline.stage_dir("qat") if "qat" in pipeline.config.stages else None
+    results = export(pipeline.stage_dir("train"), stage_dir, settings, qat_dir=qat_dir)
+    statuses = {r["format"]: r["status"] for r in results}
+    bad = [name for name, status in statuses.items() if status in ("failed", "failed-check")]
+    for result in results:
+        if result.get("reason") and result["status"] != "skipped":
+            ui.warn(f"{result['format']}: {result['reason']}")
+    return {"summary": {"formats": statuses}, "metrics": results, "status": "ran with failures" if bad else "ran"}
+
+
+def exported_artifacts(pipeline) -> list[Path]:
+    report = json.loads((pipeline.stage_dir("export") / "export.json").read_text())
+    return [Path(r["path"]) for r in report["results"] if r["status"] == "passed"]
+
+
+def stage_evaluate(pipeline, stage_dir: Path) -> dict:
+    """Accuracy of the float model and of every passed artifact, on the test split, for each label mode."""
+    from edge_fer.compare import run_batches
+    from edge_fer.data.preprocess import to_model_input
+    from edge_fer.evaluate import classification_metrics
+    from edge_fer.runtimes import runtime_for
+
+    section = pipeline.config.evaluate
+    if pipeline.config.cross_validation.folds > 1:
+        return evaluate_folds(pipeline, stage_dir)
+    candidates = [pipeline.stage_dir("train")]
+    if "export" in pipeline.config.stages:
+        candidates += exported_artifacts(pipeline)
+    modes = [pipeline.config.data.label_mode] + [m for m in section.label_modes if m != pipeline.config.data.label_mode]
+    results = {}
+    for mode in modes:
+        dataset = load(dataset_spec(pipeline, mode))
+        split = dataset.splits[section.split]
+        probabilities = {}
+        for artifact in candidates:
+            name = "keras" if artifact.is_dir() else artifact.name.removeprefix("model-").rsplit(".", 1)[0]
+            with runtime_for(artifact, threads=section.threads) as runner:
+                probabilities[name] = run_batches(runner, to_model_input(split.images, runner.input_spec.height), 64)
+        results[dataset.label_mode or "default"] = {
+            name: classification_metrics(split.labels, probs, dataset.classes) for name, probs in probabilities.items()}
+    (stage_dir / "evaluate.json").write_text(json.dumps(results, indent=2))
+    first = results[next(iter(results))]
+    rows = [[name, m["accuracy"], m["macro_f1"], min((v for v in m["per_class_accuracy"].values() if v is not None), default=None)]
+            for name, m in first.items()]
+    ui.err.print(ui.table(f"evaluate on {pipeline.config.data.dataset} {section.split}", ["model", "accuracy", "macro-F1", "worst class"], rows))
+    return {"summary": {name: round(m["accuracy"], 4) for name, m in first.items()}, "metrics": results}
+
+
+def evaluate_folds(pipeline, stage_dir: Path) -> dict:
+    """Each fold's model on its own held-out subjects; mean and standard deviation across folds."""
+    from edge_fer.evaluate import classification_metrics, predict_keras
+    from edge_fer.train.trainer import load_model
+
+    per_fold = []
+    for fold in range(pipeline.config.cross_validation.folds):
+        model, meta = load_model(pipeline.stage_dir("train") / f"fold-{fold}")
+        data = fold_data(pipeline, fold)
+        dataset = load({"name": data["dataset"], "root": data["root"], "label_mode": data["label_mode"], "options": data["options"]})
+        split = dataset.splits["test"]
+        per_fold.append(classification_metrics(split.labels, predict_keras(model, split.images, meta["image_size"]), dataset.classes))
+    result = {"folds": per_fold, "accuracy": mean_std([m["accuracy"] for m in per_fold]),
+              "macro_f1": mean_std([m["macro_f1"] for m in per_fold])}
+    (stage_dir / "evaluate.json").write_text(json.dumps(result, indent=2))
+    ui.err.print(f"{len(per_fold)}-fold accuracy {result['accuracy']['mean']:.4f} ± {result['accuracy']['std']:.4f}")
+    return {"summary": {"accuracy_mean": result["accuracy"]["mean"], "accuracy_std": result["accuracy"]["std"]}, "metrics": result}
+
+
+def store_path(pipeline) -> Path:
+    return Path(pipeline.config.bench.store) if pipeline.config.bench.store else pipeline.folder / "results.sqlite"
+
+
+def stage_bench(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.bench.runner import BenchSettings, bench
+
+    section = pipeline.config.bench
+    settings = BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
+                             min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
+                             threads=section.threads, store=str(store_path(pipeline)))
+    rows = bench(exported_artifacts(pipeline), section.target, settings,
+                 dataset_spec(pipeline) if section.score else None)
+    (stage_dir / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
+    return {"summary": {r["format"]: {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")}
+                        for r in rows}}
+
+
+def stage_report(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.report import build_report
+
+    out = Path(pipeline.config.report.out) if pipeline.config.report.out else stage_dir
+    report = build_report(store_path(pipeline), out, commands=pipeline.commands)
+    (stage_dir / "report.json").write_text(json.dumps({"out": str(out), "runs": len(report["history"])}, indent=2))
+    return {"summary": {"report": str(out / "report.md")}}
+
+
+STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "qat": stage_qat, "export": stage_export,
+                   "evaluate": stage_evaluate, "bench": stage_bench, "report": stage_report}
+
+
+def mean_std(values: list[float]) -> dict:
+    array = np.asarray(values, dtype=float)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "values": values}

@@ -1,0 +1,23 @@
+"""QAT settings: a few epochs at a low learning rate, starting from the trained float model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edge_fer.data.tfdata import AugmentConfig
+from edge_fer.train.config import DataSection
+
+
+@dataclass
+class QatConfig:
+    model: str = "runs/train"  # the trained float model (folder or model.keras)
+    data: DataSection = field(default_factory=DataSection)
+    epochs: int = 3
+    learning_rate: float = 1e-5
+    batch_size: int = 32
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    freeze_batchnorm: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    out: str = "runs/qat"
+

@@ -1,0 +1,165 @@
+"""Quantization-aware training with tensorflow-model-optimization.
+
+tfmot's default 8-bit scheme knows Conv2D/DepthwiseConv2D/Dense, folds BatchNorm into the conv before it and
+splits SeparableConv2D. Our input scaling (Rescaling) and the per-sample attention (TokenSelfAttention) get
+an output-only QuantizeConfig: their inputs are already quantized by the layer before, their outputs get a
+learned 8-bit range. Ranges inside the attention (scores, softmax) are left to the converter's calibration
+on real images, so the converted TFLite is fully integer.
+"""
+
+from __future__ import annotations
+
+
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from edge_fer.models.layers import TokenSelfAttention
+
+quantizers = tfmot.quantization.keras.quantizers
+
+
+class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """No weights to quantize; one asymmetric 8-bit range on the layer's output."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return [quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+    def get_config(self):
+        return {}
+
+
+OUTPUT_ONLY = (keras.layers.Rescaling, TokenSelfAttention)
+
+
+def quantize_scope():
+    return tfmot.quantization.keras.quantize_scope(
+        {"OutputQuantizeConfig": OutputQuantizeConfig, "TokenSelfAttention": TokenSelfAttention})
+
+
+def annotate(layer):
+    if isinstance(layer, OUTPUT_ONLY):
+        return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=OutputQuantizeConfig())
+    return layer
+
+
+def make_qat_model(model):
+    """A QAT copy of a float Keras model (same weights), fake-quantized everywhere."""
+    if isinstance(model.get_layer(index=-1), keras.layers.Attention) or any(
+            isinstance(layer, keras.layers.Attention) for layer in model.layers):
+        from edge_fer.errors import UserError
+
+        raise UserError("patt_lite_paper's batch-wise Attention cannot be quantized per sample; use patt_lite")
+    annotated = keras.models.clone_model(model, clone_function=annotate)
+    annotated.set_weights(model.get_weights())
+    annotated = tfmot.quantization.keras.quantize_annotate_model(annotated)
+    with quantize_scope():
+        return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+FLOAT_FILE, WEIGHTS_FILE = "float.keras", "qat.weights.h5"
+
+
+def save_qat_model(float_model, qat_model, folder) -> None:
+    """tfmot's wrappers do not round-trip through .keras (QuantizeLayer variables go missing on load), so a
+    QAT folder holds the float model it started from and the QAT weights; loading rebuilds the wrappers."""
+    import os
+    from pathlib import Path
+
+    from edge_fer.train.trainer import save_model
+
+    folder = Path(folder)
+    save_model(float_model, folder / FLOAT_FILE)
+    temporary = folder / f".partial-{WEIGHTS_FILE}"
+    qat_model.save_weights(str(temporary))
+    os.replace(temporary, folder / WEIGHTS_FILE)
+
+
+def freeze_batchnorm(model) -> None:
+    """BatchNorm in inference mode during QAT (moving statistics fixed): the usual recipe, and it keeps the
+    QAT model closest to the float one it starts from."""
+    for layer in model.layers:
+        if isinstance(getattr(layer, "layer", layer), keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def load_qat_model(folder):
+    """(QAT Keras model, its model.json) from a folder written by `edge-fer qat`."""
+    import json
+    from pathlib import Path
+
+    from edge_fer.errors import UserError
+    from edge_fer.train.trainer import load_model
+
+    folder = Path(folder)
+    if not (folder / WEIGHTS_FILE).is_file() or not (folder / FLOAT_FILE).is_file():
+        raise UserError(f"{folder} is not a QAT model folder ({FLOAT_FILE} and {WEIGHTS_FILE}); run `edge-fer qat` first")
+    float_model, _ = load_model(folder / FLOAT_FILE)
+    model = make_qat_model(float_model)
+    model.load_weights(str(folder / WEIGHTS_FILE))
+    meta_path = folder / "model.json"
+    return model, (json.loads(meta_path.read_text()) if meta_path.is_file() else {})
+
+
+
+
+def run_qat(config) -> dict:
+    """Fine-tune a trained float model with fake quantization; saves model.keras and model.json in config.out."""
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from edge_fer import ui
+    from edge_fer.config import save_toml, to_dict
+    from edge_fer.data import load_dataset
+    from edge_fer.data.tfdata import make_dataset
+    from edge_fer.evaluate import classification_metrics, predict_keras
+    from edge_fer.train.callbacks import EpochLog
+    from edge_fer.train.trainer import load_model, train_valid_test, write_json
+
+    started = time.perf_counter()
+    float_model, meta = load_model(config.model)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_toml(config, out / "config.toml")
+    data = config.data
+    dataset = load_dataset(data.dataset, data.root, label_mode=data.label_mode, **data.options)
+    train, valid, test = train_valid_test(dataset, data.validation_fraction, config.seed)
+    size = int(float_model.input_shape[1])
+    keras.utils.set_random_seed(config.seed)
+    qat_model = make_qat_model(float_model)
+    if config.freeze_batchnorm:
+        freeze_batchnorm(qat_model)
+    soft = dataset.label_mode == "probability"
+    loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
+    qat_model.compile(keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0), loss=loss, metrics=["accuracy"])
+    steps = config.steps_per_epoch or int(np.ceil(len(train) / config.batch_size))
+    history = out / "history.jsonl"
+    history.unlink(missing_ok=True)
+    ui.log(f"QAT of {config.model} on {dataset.display_name}: {config.epochs} epochs at lr {config.learning_rate}")
+    qat_model.fit(make_dataset(train, size, config.batch_size, training=True, seed=config.seed, augment=config.augment,
+                               soft_labels=soft, repeat=True),
+                  validation_data=make_dataset(valid, size, 64, training=False, soft_labels=soft),
+                  epochs=config.epochs, steps_per_epoch=steps, verbose=0,
+                  callbacks=[EpochLog("qat", config.epochs, history, steps)])
+    metrics = {"valid": classification_metrics(valid.labels, predict_keras(qat_model, valid.images, size), dataset.classes)}
+    if test is not None:
+        metrics["test"] = classification_metrics(test.labels, predict_keras(qat_model, test.images, size), dataset.classes)
+    save_qat_model(float_model, qat_model, out)
+    record = {**meta, "format": "keras-qat", "qat": True, "float_model": str(config.model), "metrics": metrics,
+              "float_metrics": meta.get("metrics"), "qat_config": to_dict(config),
+              "qat_seconds": round(time.perf_counter() - started, 1)}
+    write_json(out / "model.json", record)
+    return record

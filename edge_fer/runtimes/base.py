@@ -1,0 +1,76 @@
+"""One lifecycle for every runtime (Polygraphy-style): load / infer / close, used as a context manager.
+
+infer() takes float32 raw RGB pixels (batch, size, size, 3) and returns float32 probabilities
+(batch, classes); a runtime with int8 I/O quantizes and dequantizes inside, so callers never see it.
+Nothing in this package imports TensorFlow except the Keras runtime.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_fer.errors import UserError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    height: int
+    width: int
+    channels: int = 3
+    max_batch: int | None = None  # None: any batch size
+
+    def check(self, batch: np.ndarray) -> np.ndarray:
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != (self.height, self.width, self.channels):
+            raise UserError(
+                f"input has shape {tuple(batch.shape)}, the artifact expects (batch, {self.height}, {self.width}, {self.channels})")
+        if self.max_batch is not None and len(batch) > self.max_batch:
+            raise UserError(f"batch of {len(batch)} is larger than the artifact's {self.max_batch}")
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+class Runner(ABC):
+    """Subclasses implement _load, _infer and _close and set self.input_spec in _load."""
+
+    name: str = "runner"
+
+    def __init__(self, path: str | Path, **options):
+        self.path = Path(path)
+        self.options = options
+        self.input_spec: InputSpec | None = None
+        self.loaded = False
+
+    def load(self) -> "Runner":
+        if not self.path.exists():
+            raise UserError(f"artifact {self.path} does not exist")
+        self._load()
+        self.loaded = True
+        return self
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if not self.loaded:
+            raise RuntimeError(f"{self.name}: call load() (or use `with`) before infer()")
+        return self._infer(self.input_spec.check(batch))
+
+    def close(self) -> None:
+        if self.loaded:
+            self._close()
+            self.loaded = False
+
+    def __enter__(self) -> "Runner":
+        return self.load()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def _infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def _close(self) -> None:
+        pass

@@ -1,0 +1,50 @@
+"""TFLite models through ai-edge-litert (XNNPACK on CPU; thread count settable)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_fer.runtimes.base import InputSpec, Runner
+
+
+def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+
+
+def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class LiteRTRunner(Runner):
+    name = "litert"
+
+    def _load(self) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.options.get("threads"))
+        self.input_detail = self.interpreter.get_input_details()[0]
+        self.output_detail = self.interpreter.get_output_details()[0]
+        _, height, width, channels = self.input_detail["shape"]
+        self.input_spec = InputSpec(int(height), int(width), int(channels))
+        self.batch = int(self.input_detail["shape"][0])
+        self.interpreter.allocate_tensors()
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) != self.batch:
+            self.interpreter.resize_tensor_input(self.input_detail["index"], list(batch.shape))
+            self.interpreter.allocate_tensors()
+            self.batch = len(batch)
+        if np.issubdtype(self.input_detail["dtype"], np.integer):
+            batch = quantize(batch, self.input_detail)
+        self.interpreter.set_tensor(self.input_detail["index"], batch)
+        self.interpreter.invoke()
+        output = self.interpreter.get_tensor(self.output_detail["index"])
+        return dequantize(output, self.output_detail) if np.issubdtype(output.dtype, np.integer) else output.copy()
+
+    def _close(self) -> None:
+        del self.interpreter

@@ -1,0 +1,118 @@
+"""The SSH path for real: an OpenSSH server on 127.0.0.1 with a throwaway host key and user key."""
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_fer.bench import store
+from edge_fer.bench.remote import build_bundle, ssh_command
+from edge_fer.cli import main
+from edge_fer.targets import Target, load_target
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def loopback_target(tmp_path_factory):
+    if not Path(SSHD).exists():
+        if os.environ.get("CI"):
+            pytest.fail("openssh-server is missing: .ci/run installs it")
+        pytest.skip("openssh-server (sshd) is not installed here")
+    folder = tmp_path_factory.mktemp("ssh")
+    os.chmod(folder, 0o700)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
+    shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
+                      f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
+                      "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
+                      "PermitRootLogin prohibit-password\n")
+    Path("/run/sshd").mkdir(exist_ok=True) if os.geteuid() == 0 else None
+    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        server.kill()
+        pytest.fail(f"sshd did not start: {server.stderr.read().decode()[-500:]}")
+    host_key = (folder / "host_key.pub").read_text().split()
+    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+    target_file = folder / "loopback.toml"
+    target_file.write_text(
+        f'description = "loopback SSH test target"\nkind = "cpu"\naccess = "ssh"\nssh = "{getpass.getuser()}@127.0.0.1"\n'
+        f'ssh_port = {port}\nssh_key = "{folder / "client_key"}"\nknown_hosts = "{folder / "known_hosts"}"\n'
+        f'remote_dir = "{folder / "remote"}"\npython = "{sys.executable}"\nthreads = 1\n')
+    yield target_file
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_bench_over_ssh(loopback_target, exported, tmp_path, capsys):
+    _, results = exported
+    artifacts = [results["tflite-int8"]["path"], results["onnx-fp32"]["path"]]
+    database = tmp_path / "results.sqlite"
+    code = main(["bench", *artifacts, "--target", str(loopback_target), "--store", str(database),
+                 "--min-queries", "10", "--min-duration", "0.2", "--warmup", "2", "--offline-batch", "4",
+                 "--dataset", "synthetic", "-o", "train_count=7", "-o", "valid_count=7", "-o", "test_count=21"])
+    assert code == 0, capsys.readouterr()
+    rows = store.fetch(database)
+    assert [row["status"] for row in rows] == ["passed", "passed"]
+    assert all(row["target"] == "loopback" and row["p50_ms"] > 0 and row["accuracy"] is not None for row in rows)
+    remote = Path(load_target(str(loopback_target)).remote_dir)
+    assert (remote / "lib" / "edge_fer" / "bench" / "device_runner.py").is_file()
+    assert (remote / "artifacts" / Path(artifacts[0]).name).is_file()
+
+
+def test_unknown_host_key_is_refused(loopback_target, exported, tmp_path, capsys):
+    _, results = exported
+    text = loopback_target.read_text()
+    wrong = tmp_path / "wrong_known_hosts"
+    wrong.write_text("")
+    target_file = tmp_path / "strict.toml"
+    known_line = next(line for line in text.splitlines() if line.startswith("known_hosts"))
+    target_file.write_text(text.replace(known_line, f'known_hosts = "{wrong}"'))
+    code = main(["bench", results["onnx-fp32"]["path"], "--target", str(target_file), "--store", str(tmp_path / "s.sqlite")])
+    assert code == 2
+    assert "Host key verification failed" in capsys.readouterr().err
+
+
+def test_the_remote_command_is_one_quoted_string():
+    target = Target(name="t", access="ssh", ssh="me@host", ssh_port=2222)
+    command = ssh_command(target, ["echo", "a; rm -rf /", "$(whoami)"])
+    assert command[:3] == ["ssh", "-p", "2222"] and "StrictHostKeyChecking=yes" in command
+    assert command[-1] == "echo 'a; rm -rf /' '$(whoami)'" and command[-3:-1] == ["me@host", "--"]
+
+
+def test_bundle_runs_by_hand(exported, tmp_path, capsys):
+    _, results = exported
+    out = tmp_path / "bundle.tar.gz"
+    assert main(["bundle", "--target", "jetson-orin-nano", results["tflite-int8"]["path"], "--out", str(out)]) == 0
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert "run.sh" in names and "lib/edge_fer/runtimes/litert.py" in names
+    assert not any("train" in name or "models" in name for name in names)  # no TensorFlow-side code travels
+    subprocess.run(["sh", str(tmp_path / "unpacked" / "run.sh"), sys.executable], check=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": ""})
+    result_files = list((tmp_path / "unpacked").glob("results-*.json"))
+    assert len(result_files) == 1 and '"single_stream"' in result_files[0].read_text()
+    assert build_bundle([]).startswith(b"\x1f\x8b")

@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from edge_fer.cli import main
+from edge_fer.compare import agreement, run_batches
+from edge_fer.errors import UserError
+from edge_fer.export.exporter import BUILDERS, ENGINE_SOURCES, ExportSettings, export
+from edge_fer.export.formats import export_formats, get_format, parse_formats
+from edge_fer.export.metadata import file_sha256, read_metadata
+from edge_fer.runtimes import runtime_for
+
+CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]
+
+
+def test_every_format_has_one_builder():
+    for export_format in export_formats():
+        if export_format.needs_gpu:
+            assert get_format(ENGINE_SOURCES[export_format.name]).suffix == ".onnx"
+        else:
+            assert export_format.name in BUILDERS
+    assert [f.name for f in parse_formats("cpu")] == CPU_FORMATS
+    assert len(parse_formats("all")) == len(export_formats())
+    with pytest.raises(UserError, match="did you mean 'tflite-int8'"):
+        parse_formats("tflite-int9")
+
+
+def test_every_cpu_format_exports_and_agrees(exported):
+    _, results = exported
+    for name in CPU_FORMATS:
+        result = results[name]
+        assert result["status"] == "passed", result
+        floor = 0.99 if get_format(name).precision in ("fp32", "fp16", "dynamic") else 0.97
+        assert result["top1_agreement"] >= floor, result
+    assert {results[n]["status"] for n in ("tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")} == {"skipped"}
+
+
+def test_int8_artifacts_are_about_a_quarter_of_fp32(exported):
+    _, results = exported
+    for float_name, int8_name in (("tflite-fp32", "tflite-int8"), ("tflite-fp32", "tflite-int8-qat"),
+                                  ("onnx-fp32", "onnx-int8-qdq"), ("onnx-fp32", "onnx-int8-ptq")):
+        ratio = results[int8_name]["size_bytes"] / results[float_name]["size_bytes"]
+        assert 0.2 < ratio < 0.35, (int8_name, ratio)
+
+
+def test_tflite_int8_qat_is_fully_integer(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    root, _ = exported
+    interpreter = Interpreter(model_path=str(root / "artifacts" / "model-tflite-int8-qat.tflite"))
+    tensors = interpreter.get_tensor_details()
+    ops = interpreter._get_ops_details()
+    assert {op["op_name"] for op in ops} >= {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX"}
+    float_ops = []
+    for op in ops:
+        dtypes = {tensors[i]["dtype"] for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0}
+        if any(np.issubdtype(d, np.floating) for d in dtypes):
+            float_ops.append(op["op_name"])
+    assert float_ops == []
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_onnx_qdq_wraps_every_conv_and_matmul_and_matches_tflite_qat(exported):
+    root, _ = exported
+    model = onnx.load(str(root / "artifacts" / "model-onnx-int8-qdq.onnx"))
+    producers = {output: node.op_type for node in model.graph.node for output in node.output}
+    compute = [node for node in model.graph.node if node.op_type in ("Conv", "MatMul", "Gemm")]
+    assert len(compute) >= 20
+    for node in compute:
+        assert [producers.get(name) for name in node.input[:2]] == ["DequantizeLinear", "DequantizeLinear"], node.name
+    consumers = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def requantized(tensor, hops=3):  # through the fused activation / bias add, the output meets a QuantizeLinear
+        nodes = consumers.get(tensor, [])
+        return any(n.op_type == "QuantizeLinear" or (hops and n.op_type in ("Clip", "Relu", "Add")
+                                                     and requantized(n.output[0], hops - 1)) for n in nodes)
+
+    assert all(requantized(node.output[0]) for node in compute)
+
+    from edge_fer.data import load_dataset
+    from edge_fer.data.preprocess import to_model_input
+
+    images = to_model_input(load_dataset("synthetic", train_count=7, valid_count=7, test_count=100, seed=5)
+                            .splits["test"].images, 64)
+    with runtime_for(root / "artifacts" / "model-onnx-int8-qdq.onnx") as onnx_runner:
+        onnx_probabilities = run_batches(onnx_runner, images)
+    with runtime_for(root / "artifacts" / "model-tflite-int8-qat.tflite") as tflite_runner:
+        tflite_probabilities = run_batches(tflite_runner, images)
+    result = agreement("qdq-vs-qat", tflite_probabilities, onnx_probabilities)
+    assert result.top1_agreement >= 0.98 and result.max_abs_diff < 0.1, result
+
+
+def test_every_artifact_carries_its_metadata(exported):
+    root, results = exported
+    float_hash = file_sha256(root / "float" / "model.keras")
+    for name in CPU_FORMATS:
+        meta = read_metadata(results[name]["path"])
+        assert meta["format"] == name and meta["image_size"] == 64 and meta["classes"][0] == "neutral"
+        assert meta["preprocessing"]["normalization"].startswith("inside the model")
+        assert meta["file_sha256"] == file_sha256(results[name]["path"])
+        if get_format(name).source == "float":
+            assert meta["source_model_sha256"] == float_hash
+    embedded = {p.key: p.value for p in onnx.load(results["onnx-fp32"]["path"]).metadata_props}
+    assert json.loads(embedded["edge_fer"])["format"] == "onnx-fp32"
+    assert json.loads(embedded["classes"])[1] == "happiness"
+    report = json.loads((root / "artifacts" / "export.json").read_text())
+    assert report["parity_images"] == 200
+
+
+def test_failed_check_is_marked_and_the_command_exits_non_zero(exported, tmp_path, capsys):
+    root, _ = exported
+    settings = ExportSettings(formats="tflite-dynamic,tflite-fp32", calibration_images=16, parity_images=50,
+                              floors={"dynamic": 1.01, "fp32": 0.99})
+    results = export(root / "float", tmp_path, settings)
+    assert [r["status"] for r in results] == ["failed-check", "passed"]
+    assert (tmp_path / "model-tflite-dynamic.tflite").is_file()  # exported, but failed its check
+
+
+def test_qat_formats_without_a_qat_model_fail_and_the_rest_go_on(exported, tmp_path):
+    root, _ = exported
+    settings = ExportSettings(formats="tflite-int8-qat,onnx-fp32", calibration_images=16, parity_images=50)
+    results = export(root / "float", tmp_path, settings)
+    assert results[0]["status"] == "failed" and "edge-fer qat" in results[0]["reason"]
+    assert results[1]["status"] == "passed"
+    assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_cli_says_no_gpu_in_one_line_and_exports_the_rest(exported, tmp_path, capsys):
+    root, _ = exported
+    code = main(["export", str(root / "float"), "--out", str(tmp_path), "--formats", "onnx-fp32,tensorrt-fp32,tensorrt-fp16",
+                 "--parity-images", "20", "--calibration-images", "8"])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = [line for line in out.splitlines() if "no NVIDIA GPU" in line]
+    assert len(lines) == 1 and lines[0].startswith("tensorrt-fp32, tensorrt-fp16:")
+    assert (tmp_path / "model-onnx-fp32.onnx").is_file()

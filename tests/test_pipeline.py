@@ -1,0 +1,121 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_fer.cli import main
+
+TINY = """
+name = "tiny"
+runs = "{runs}"
+stages = ["data", "train", "export", "evaluate", "bench", "report"]
+
+[data]
+dataset = "synthetic"
+options = {{ train_count = 70, valid_count = 14, test_count = 28 }}
+
+[model]
+image_size = 64
+weights = "none"
+
+[train]
+schedule = "from_scratch"
+batch_size = 8
+steps_per_epoch = {steps}
+
+[train.scratch]
+epochs = {epochs}
+
+[export]
+formats = "tflite-fp32,onnx-fp32"
+calibration_images = 8
+parity_images = 20
+
+[bench]
+min_queries = 10
+min_duration_s = 0.2
+warmup_queries = 2
+offline_batch = 4
+"""
+
+
+def write_pipeline(folder: Path, steps=3, epochs=1) -> Path:
+    path = folder / "tiny.toml"
+    path.write_text(TINY.format(runs=folder / "runs", steps=steps, epochs=epochs))
+    return path
+
+
+def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    assert main(["run", str(pipeline), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert [s["stage"] for s in first] == ["data", "train", "export", "evaluate", "bench", "report"]
+    assert all(s["status"] == "ran" for s in first)
+    runs = tmp_path / "runs" / "tiny"
+    for stage in ("data", "train", "export", "evaluate", "bench", "report"):
+        manifest = json.loads((runs / stage / "manifest.json").read_text())
+        assert manifest["settings_hash"] and manifest["outputs"] and manifest["versions"]["python"]
+    assert (runs / "report" / "report.md").is_file() and (runs / "results.sqlite").is_file()
+    assert "tflite-fp32" in (runs / "report" / "report.md").read_text()
+
+    started = time.perf_counter()
+    assert main(["run", str(pipeline), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert [s["status"] for s in second] == ["skipped"] * 6
+    assert time.perf_counter() - started < 10
+
+    assert main(["run", str(pipeline), "--from", "bench", "--json"]) == 0
+    assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped"] * 4 + ["ran", "ran"]
+    assert main(["run", str(pipeline), "--only", "report", "--json"]) == 0
+    assert [s["stage"] for s in json.loads(capsys.readouterr().out)] == ["report"]
+
+    assert main(["run", str(pipeline), "--set", "export.parity_images=21", "--json"]) == 0  # export settings changed
+    assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "ran", "ran", "ran", "ran"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (("[train]", "[trian]"), "unknown key 'trian' (did you mean 'train'?)"),
+    (("batch_size = 8", 'batch_size = "eight"'), "train.batch_size must be int"),
+    (('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp64"'), "unknown export format 'tflite-fp64'"),
+    (('[bench]', '[bench]\ntarget = "jetson-orin-nan"'), "unknown target 'jetson-orin-nan' (did you mean 'jetson-orin-nano'?)"),
+    (('dataset = "synthetic"', 'dataset = "ferplus"\nroot = "/nowhere/ferplus"'), "dataset root does not exist"),
+    (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
+])
+def test_configuration_errors_before_any_work(tmp_path, capsys, change, message):
+    pipeline = write_pipeline(tmp_path)
+    pipeline.write_text(pipeline.read_text().replace(*change))
+    assert main(["run", str(pipeline)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_killed_in_the_middle_of_a_stage_resumes_there(tmp_path):
+    pipeline = write_pipeline(tmp_path, steps=6, epochs=4)
+    runs = tmp_path / "runs" / "tiny"
+    history = runs / "train" / "stages" / "scratch" / "history.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "edge_fer.cli", "run", str(pipeline)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and history.read_text().count("\n") >= 1):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (runs / "data" / "manifest.json").is_file()
+    assert not (runs / "train" / "manifest.json").exists()
+    assert not (runs / "train" / "model.keras").exists()
+
+    result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "run", str(pipeline)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[data] up to date, skipped" in result.stderr and "[train] running" in result.stderr
+    epochs = [json.loads(line)["epoch"] for line in history.read_text().splitlines()]
+    assert epochs[0] == 1 and epochs[-1] == 4 and len(epochs) <= 5  # resumed, not restarted
+    from ai_edge_litert.interpreter import Interpreter
+
+    Interpreter(model_path=str(runs / "export" / "model-tflite-fp32.tflite")).allocate_tensors()
+    assert not list(runs.rglob(".partial-*"))
