@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(commands)
     add_bench_commands(commands)
     add_run_command(commands)
+    add_predict_command(commands)
     return parser
 
 
@@ -517,6 +518,36 @@ def add_run_command(commands) -> None:
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a pipeline value")
     run.add_argument("--json", action="store_true")
     run.set_defaults(run=cmd_run)
+
+
+def cmd_predict(args) -> int:
+    from edge_fer.predict import PredictSettings, predict
+
+    results = predict(args.input, args.artifact, args.out, PredictSettings(margin=args.margin, threads=args.threads))
+    if args.json:
+        ui.print_json(results)
+        return 0
+    rows = []
+    for result in results:
+        if "frames" in result:
+            rows.append([result["input"], f"{result['frames']} frames", result["faces"], "", result.get("annotated", "")])
+            continue
+        for face in result["faces"] or [None]:
+            rows.append([result["input"], "image", 0 if face is None else 1, "" if face is None else
+                         f"{face['label']} {face['score']:.2f} at {face['box']} ({face['latency_ms']:.1f} ms)", result.get("annotated", "")])
+    ui.out.print(ui.table(f"predict with {args.artifact}", ["input", "kind", "faces", "prediction", "annotated"], rows))
+    return 0
+
+
+def add_predict_command(commands) -> None:
+    predict = commands.add_parser("predict", help="find faces in an image, a folder or a video and classify each")
+    predict.add_argument("input", help="an image, a folder of images, or a video file")
+    predict.add_argument("--artifact", required=True, help="any exported artifact (.tflite, .onnx, .engine) or model folder")
+    predict.add_argument("--out", help="folder for annotated images/videos and JSON")
+    predict.add_argument("--margin", type=float, default=0.15)
+    predict.add_argument("--threads", type=int)
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(run=cmd_predict)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,10 @@ def read_metadata(artifact: str | Path) -> dict | None:
     if artifact.suffix == ".onnx" and artifact.is_file():
         import onnx
 
-        model = onnx.load(str(artifact), load_external_data=False)
+        try:
+            model = onnx.load(str(artifact), load_external_data=False)
+        except Exception:  # not an ONNX file: no metadata; the runtime says what is wrong when it loads it
+            return None
         for prop in model.metadata_props:
             if prop.key == "edge_fer":
                 return json.loads(prop.value)

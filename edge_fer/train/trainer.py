@@ -234,7 +234,7 @@ def train(config: TrainConfig) -> dict:
         "classes": list(dataset.classes),
         "image_size": size,
         "input_shape": [size, size, 3],
-        "preprocessing": PREPROCESSING,
+        "preprocessing": {**PREPROCESSING, "source_channels": int(dataset.image_shape[-1])},
         **origin,
         "dataset": {"name": dataset.name, "synthetic": dataset.synthetic, "root": dataset.root,
                     "label_mode": dataset.label_mode, "options": config.data.options,

@@ -1,0 +1,215 @@
+"""`edge-fer predict`: find faces (OpenCV's bundled Haar cascade), crop each with a margin, convert it to the
+artifact's input and classify it through the runtime interface. Images, folders of images, and videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_fer.errors import UserError
+from edge_fer.export.metadata import read_metadata
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class PredictSettings:
+    margin: float = 0.15  # extra border around each detected box, as a fraction of its size
+    min_face: int = 24  # smallest face side in pixels the detector looks for
+    scale_factor: float = 1.05
+    min_neighbors: int = 3
+    threads: int | None = None
+
+
+class FaceDetector:
+    def __init__(self, settings: PredictSettings):
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise UserError(f"OpenCV's face cascade {path} could not be loaded")
+        self.settings = settings
+
+    def detect(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        boxes = self.cascade.detectMultiScale(grey, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
+                                              minSize=(self.settings.min_face, self.settings.min_face))
+        return [tuple(int(v) for v in box) for box in boxes]
+
+
+def expand(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    dx, dy = int(round(w * margin)), int(round(h * margin))
+    left, top = max(0, x - dx), max(0, y - dy)
+    right, bottom = min(width, x + w + dx), min(height, y + h + dy)
+    return left, top, right - left, bottom - top
+
+
+def crop_to_input(image_bgr: np.ndarray, box, size: int, grey_model: bool) -> np.ndarray:
+    """The crop as the artifact wants it: float32 RGB 0-255 at size×size (grey repeated where trained on grey)."""
+    x, y, w, h = box
+    crop = image_bgr[y:y + h, x:x + w]
+    if grey_model:
+        crop = np.repeat(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)[..., None], 3, axis=-1)
+    else:
+        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)[None]
+
+
+class Predictor:
+    def __init__(self, artifact: str | Path, settings: PredictSettings):
+        from edge_fer.runtimes import runtime_for
+
+        artifact = Path(artifact)
+        if not artifact.exists():
+            raise UserError(f"artifact {artifact} does not exist")
+        meta = (read_metadata(artifact) if artifact.is_file() else None) or self._keras_meta(artifact)
+        if not meta or not meta.get("classes"):
+            raise UserError(f"{artifact}: no metadata with class names beside it (expected {artifact.name}.json or model.json)")
+        self.classes = meta["classes"]
+        self.grey_model = (meta.get("preprocessing") or {}).get("source_channels", 1) == 1
+        self.detector = FaceDetector(settings)
+        self.settings = settings
+        self.runner = runtime_for(artifact, threads=settings.threads)
+        try:
+            self.runner.load()
+        except UserError:
+            raise
+        except Exception as error:
+            raise UserError(f"{artifact}: cannot load it as a model ({str(error).splitlines()[0][:200]})") from None
+        self.size = self.runner.input_spec.height
+
+    @staticmethod
+    def _keras_meta(path: Path) -> dict | None:
+        folder = path if path.is_dir() else path.parent
+        meta_file = folder / "model.json"
+        return json.loads(meta_file.read_text()) if meta_file.is_file() else None
+
+    def faces(self, image_bgr: np.ndarray) -> list[dict]:
+        height, width = image_bgr.shape[:2]
+        grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
+        results = []
+        for detected in self.detector.detect(grey):
+            box = expand(detected, self.settings.margin, width, height)
+            batch = crop_to_input(image_bgr, box, self.size, self.grey_model)
+            started = time.perf_counter_ns()
+            probabilities = self.runner.infer(batch)[0]
+            latency_ms = (time.perf_counter_ns() - started) / 1e6
+            top = int(np.argmax(probabilities))
+            results.append({"box": list(box), "label": self.classes[top], "score": float(probabilities[top]),
+                            "probabilities": {c: float(p) for c, p in zip(self.classes, probabilities)},
+                            "latency_ms": latency_ms})
+        return results
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def annotate(image_bgr: np.ndarray, faces: list[dict]) -> np.ndarray:
+    canvas = image_bgr.copy()
+    thickness = max(1, canvas.shape[1] // 400)
+    for face in faces:
+        x, y, w, h = face["box"]
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (40, 200, 40), thickness + 1)
+        text = f"{face['label']} {face['score']:.2f}"
+        scale = max(0.4, w / 250)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - th - base - 4)
+        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + base + 4), (40, 200, 40), -1)
+        cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return canvas
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"{path}: cannot read it as an image")
+    return image
+
+
+def write_atomic_image(path: Path, image: np.ndarray) -> None:
+    temporary = path.with_name(f".partial-{path.name}")
+    if not cv2.imwrite(str(temporary), image):
+        raise UserError(f"cannot write {path}")
+    os.replace(temporary, path)
+
+
+def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
+    image = read_image(path)
+    faces = predictor.faces(image)
+    result = {"input": str(path), "width": image.shape[1], "height": image.shape[0], "faces": faces}
+    if out is not None:
+        annotated = out / f"{path.stem}-annotated.png"
+        write_atomic_image(annotated, annotate(image, faces))
+        result["annotated"] = str(annotated)
+        temporary = out / f".partial-{path.stem}.json"
+        temporary.write_text(json.dumps(result, indent=2))
+        os.replace(temporary, out / f"{path.stem}.json")
+    return result
+
+
+def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise UserError(f"{path}: cannot open it as a video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    writer = None
+    lines_path = out / f"{path.stem}.jsonl" if out else None
+    partial_lines = out / f".partial-{path.stem}.jsonl" if out else None
+    partial_video = out / f".partial-{path.stem}-annotated.mp4" if out else None
+    frames = faces_total = 0
+    lines = open(partial_lines, "w") if partial_lines else None
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            faces = predictor.faces(frame)
+            record = {"frame": frames, "time_s": round(frames / fps, 4), "faces": faces}
+            if lines:
+                lines.write(json.dumps(record) + "\n")
+                if writer is None:
+                    writer = cv2.VideoWriter(str(partial_video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+                writer.write(annotate(frame, faces))
+            frames += 1
+            faces_total += len(faces)
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if lines:
+            lines.close()
+    if frames == 0:
+        raise UserError(f"{path}: the video has no readable frames")
+    result = {"input": str(path), "frames": frames, "faces": faces_total, "fps": fps}
+    if out is not None:
+        os.replace(partial_lines, lines_path)
+        os.replace(partial_video, out / f"{path.stem}-annotated.mp4")
+        result.update(jsonl=str(lines_path), annotated=str(out / f"{path.stem}-annotated.mp4"))
+    return result
+
+
+def predict(input_path: str | Path, artifact: str | Path, out: str | Path | None, settings: PredictSettings) -> list[dict]:
+    input_path = Path(input_path)
+    if not input_path.exists():
+        raise UserError(f"input {input_path} does not exist")
+    if input_path.is_dir():
+        inputs = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        if not inputs:
+            raise UserError(f"{input_path}: no images or videos in this folder")
+    else:
+        inputs = [input_path]
+    out_dir = Path(out) if out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor(artifact, settings)
+    try:
+        return [predict_video(predictor, p, out_dir) if p.suffix.lower() in VIDEO_SUFFIXES else predict_image(predictor, p, out_dir)
+                for p in inputs]
+    finally:
+        predictor.close()

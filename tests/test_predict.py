@@ -1,0 +1,114 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fer.cli import main
+from edge_fer.predict import FaceDetector, PredictSettings
+from edge_fer.runtimes import runtime_for
+from tests.helpers import FERPLUS_ROOT
+
+pytestmark = pytest.mark.skipif(not FERPLUS_ROOT.exists(), reason="the real FERPlus folder is not beside this checkout")
+SIDE = 160
+
+
+def detectable_faces(count: int) -> list[np.ndarray]:
+    """The first FERPlus test faces that the detector finds when pasted alone (its recall is not under test)."""
+    detector = FaceDetector(PredictSettings())
+    faces = []
+    for path in sorted((FERPLUS_ROOT / "FER2013Test").glob("*.png")):
+        face = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (SIDE, SIDE), interpolation=cv2.INTER_CUBIC)
+        alone = np.full((SIDE + 100, SIDE + 100), 90, np.uint8)
+        alone[50:50 + SIDE, 50:50 + SIDE] = face
+        if len(detector.detect(alone)) == 1:
+            faces.append(face)
+        if len(faces) == count:
+            return faces
+    raise AssertionError("not enough detectable faces")
+
+
+def compose(faces: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    canvas = np.full((2 * SIDE + 120, 2 * SIDE + 200, 3), 90, np.uint8)
+    places = []
+    for index, face in enumerate(faces):
+        x, y = 40 + (index % 2) * (SIDE + 120), 40 + (index // 2) * (SIDE + 40)
+        canvas[y:y + SIDE, x:x + SIDE] = face[..., None]
+        places.append((x, y, SIDE, SIDE))
+    return canvas, places
+
+
+def overlap(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / float(aw * ah + bw * bh - w * h)
+
+
+def own_label(artifact, canvas, box, classes) -> str:
+    """The model's label for exactly that crop, computed here without edge_fer.predict."""
+    x, y, w, h = box
+    grey = canvas[y:y + h, x:x + w, 0]
+    with runtime_for(artifact) as runner:
+        size = runner.input_spec.height
+        batch = np.repeat(cv2.resize(grey, (size, size), interpolation=cv2.INTER_LINEAR)[None, ..., None], 3, axis=-1)
+        return classes[int(np.argmax(runner.infer(batch.astype(np.float32))[0]))]
+
+
+def test_finds_every_face_and_labels_it_as_the_model_does(exported, tmp_path, capsys):
+    _, results = exported
+    artifact = results["tflite-int8"]["path"]
+    canvas, places = compose(detectable_faces(4))
+    cv2.imwrite(str(tmp_path / "group.png"), canvas)
+    assert main(["predict", str(tmp_path / "group.png"), "--artifact", artifact, "--out", str(tmp_path / "out"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)[0]
+    faces = result["faces"]
+    assert len(faces) == 4
+    classes = list(faces[0]["probabilities"])
+    for place in places:
+        face = max(faces, key=lambda f: overlap(f["box"], place))
+        assert overlap(face["box"], place) > 0.4
+        assert face["label"] == own_label(artifact, canvas, face["box"], classes)
+        assert abs(sum(face["probabilities"].values()) - 1) < 0.05 and face["latency_ms"] > 0
+    annotated = cv2.imread(result["annotated"])
+    assert annotated.shape == canvas.shape and not np.array_equal(annotated, canvas)
+    assert json.loads((tmp_path / "out" / "group.json").read_text())["faces"] == faces
+
+
+def test_a_video_gives_one_json_line_per_frame(exported, tmp_path, capsys):
+    _, results = exported
+    canvas, _ = compose(detectable_faces(2))
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (canvas.shape[1], canvas.shape[0]))
+    for shift in range(8):
+        writer.write(np.roll(canvas, 4 * shift, axis=1))
+    writer.release()
+    assert main(["predict", str(video), "--artifact", results["onnx-fp32"]["path"], "--out", str(tmp_path / "out"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)[0]
+    lines = [json.loads(line) for line in (tmp_path / "out" / "clip.jsonl").read_text().splitlines()]
+    assert summary["frames"] == 8 and [line["frame"] for line in lines] == list(range(8))
+    assert sum(len(line["faces"]) for line in lines) >= 12
+    capture = cv2.VideoCapture(summary["annotated"])
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    capture.release()
+
+
+def test_no_face_is_a_result_not_an_error(exported, tmp_path, capsys):
+    _, results = exported
+    cv2.imwrite(str(tmp_path / "wall.png"), np.full((200, 300, 3), 128, np.uint8))
+    assert main(["predict", str(tmp_path / "wall.png"), "--artifact", results["tflite-fp32"]["path"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["faces"] == []
+
+
+def test_bad_inputs_are_one_line(exported, tmp_path, capsys):
+    _, results = exported
+    (tmp_path / "broken.png").write_text("not an image")
+    assert main(["predict", str(tmp_path / "broken.png"), "--artifact", results["tflite-fp32"]["path"]]) == 2
+    assert "cannot read it as an image" in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "ok.png"), np.full((50, 50, 3), 128, np.uint8))
+    (tmp_path / "model-onnx-fp32.onnx").write_text("garbage")
+    assert main(["predict", str(tmp_path / "ok.png"), "--artifact", str(tmp_path / "model-onnx-fp32.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert main(["predict", str(tmp_path / "nothing.png"), "--artifact", results["tflite-fp32"]["path"]]) == 2
