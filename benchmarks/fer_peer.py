@@ -105,11 +105,15 @@ def main() -> int:
               "threads": args.threads, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"| model | accuracy (7 shared classes) | macro-F1 | p50 ms | p90 ms | size MB |")
-    print("|---|---|---|---|---|---|")
+    lines = [f"FERPlus majority test set without contempt ({len(labels)} images), the 7 classes both label sets share; "
+             f"SingleStream latency at batch 1 on this machine ({args.threads} threads). Produced by:", "",
+             f"    python benchmarks/fer_peer.py --root {args.root} --artifact {args.artifact}", "",
+             "| model | accuracy | macro-F1 | p50 ms | p90 ms | size MB |", "|---|---|---|---|---|---|"]
     for row in rows:
-        print(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {row['latency']['p50_ms']:.3f} | "
-              f"{row['latency']['p90_ms']:.3f} | {row['size_bytes'] / 1e6:.2f} |")
+        lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {row['latency']['p50_ms']:.3f} | "
+                     f"{row['latency']['p90_ms']:.3f} | {row['size_bytes'] / 1e6:.2f} |")
+    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     return 0
 
 

@@ -313,9 +313,11 @@ def cmd_export(args) -> int:
         ui.print_json(results)
     else:
         rows = [[r["format"], r["status"], r["size_bytes"] / 1e6 if r.get("size_bytes") else None,
-                 r.get("top1_agreement"), r.get("max_abs_diff"), r.get("floor")] for r in results]
+                 r.get("top1_agreement"), r.get("max_abs_diff"), r.get("floor"), r.get("reference"),
+                 r.get("agreement_with_float")] for r in results]
         ui.out.print(ui.table(f"export of {args.model} to {args.out}",
-                              ["format", "status", "size MB", "top-1 agreement", "max |Δp|", "floor"], rows))
+                              ["format", "status", "size MB", "top-1 agreement", "max |Δp|", "floor", "against",
+                               "agreement with float"], rows))
         by_reason: dict[str, list[str]] = {}
         for result in results:
             if result.get("reason"):

@@ -21,6 +21,7 @@ class QatSection:
     batch_size: int = 32
     steps_per_epoch: int | None = None
     freeze_batchnorm: bool = True
+    calibration_steps: int = 500  # forward passes that settle the quantization ranges before fine-tuning
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -55,6 +56,8 @@ class BenchSection:
 @dataclass
 class ReportSection:
     out: str | None = None  # default: runs/<name>/report
+    name: str = "report"  # report.md and report.html
+    include: list = field(default_factory=list)  # Markdown files appended as sections (e.g. other benchmarks)
 
 
 @dataclass

@@ -160,13 +160,61 @@ def stage_bench(pipeline, stage_dir: Path) -> dict:
                         for r in rows}}
 
 
+def training_section(pipeline) -> tuple[str, str] | None:
+    from edge_fer.config import to_dict
+
+    model_json = pipeline.stage_dir("train") / "model.json"
+    if not model_json.is_file():
+        return None
+    record = json.loads(model_json.read_text())
+    config = pipeline.config
+    lines = [f"- model: {record['variant']} at {record['image_size']} px, weights {record['weights']} "
+             f"(pretrained: {record['pretrained']}); {record.get('weights_source', '')}",
+             f"- data: {record['dataset']['name']} ({'SYNTHETIC' if record['dataset']['synthetic'] else 'real'}), "
+             f"label mode {record['dataset']['label_mode']}, sizes {record['dataset']['sizes']}",
+             f"- schedule: {record['schedule']}; training took {record['train_seconds']} s on this machine "
+             f"(a resumed run counts only its last session)",
+             f"- settings: `{json.dumps(to_dict(config.train), default=str)}`"]
+    if not record["pretrained"]:
+        lines.append("- These are FROM-SCRATCH numbers: no ImageNet weights were available.")
+    return "Training", "\n".join(lines)
+
+
+def evaluate_section(pipeline) -> tuple[str, str] | None:
+    from edge_fer.report import markdown_table
+
+    path = pipeline.stage_dir("evaluate") / "evaluate.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    if "folds" in results:
+        return "Cross-validation", f"accuracy {results['accuracy']['mean']:.4f} ± {results['accuracy']['std']:.4f}"
+    parts = []
+    for mode, models in results.items():
+        classes = next(iter(models.values()))["classes"]
+        rows = [[name, f"{m['count']}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
+                 *("-" if m["per_class_accuracy"][c] is None else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)]
+                for name, m in models.items()]
+        parts += [f"Label mode `{mode}`, split `{pipeline.config.evaluate.split}`:", "",
+                  markdown_table(["model", "images", "accuracy", "macro-F1", *classes], rows), ""]
+    return "Accuracy per artifact (host evaluation)", "\n".join(parts)
+
+
 def stage_report(pipeline, stage_dir: Path) -> dict:
     from edge_fer.report import build_report
 
-    out = Path(pipeline.config.report.out) if pipeline.config.report.out else stage_dir
-    report = build_report(store_path(pipeline), out, commands=pipeline.commands)
+    section = pipeline.config.report
+    out = Path(section.out) if section.out else stage_dir
+    extras = [extra for extra in (training_section(pipeline), evaluate_section(pipeline)) if extra]
+    for include in section.include:
+        path = Path(include)
+        if path.is_file():
+            extras.append((path.stem.replace("-", " "), path.read_text()))
+        else:
+            ui.warn(f"report.include: {path} does not exist yet; skipped")
+    report = build_report(store_path(pipeline), out, commands=pipeline.commands, name=section.name, extras=extras)
     (stage_dir / "report.json").write_text(json.dumps({"out": str(out), "runs": len(report["history"])}, indent=2))
-    return {"summary": {"report": str(out / "report.md")}}
+    return {"summary": {"report": report["markdown"]}}
 
 
 STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "qat": stage_qat, "export": stage_export,

@@ -131,7 +131,8 @@ def html_table(columns: list[str], rows: list[list]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None) -> dict:
+def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
+                 extras: list[tuple[str, str]] | None = None) -> dict:
     """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json)."""
     rows = store.fetch(store_path)
     out = Path(out)
@@ -155,9 +156,11 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
         run = runs.setdefault(row["run_id"], {"run_id": row["run_id"], "created": row["created"], "target": row["target"], "artifacts": 0})
         run["artifacts"] += 1
     history = [[r["run_id"], r["created"], r["target"], r["artifacts"]] for r in runs.values()]
-    write_markdown(out / "report.md", sections, history, commands)
-    write_html(out / "report.html", sections, history, commands)
-    return {"sections": sections, "history": history, "store": str(store_path), "out": str(out)}
+    extras = extras or []
+    write_markdown(out / f"{name}.md", sections, history, commands, extras)
+    write_html(out / f"{name}.html", sections, history, commands, extras)
+    return {"sections": sections, "history": history, "store": str(store_path), "out": str(out),
+            "markdown": str(out / f"{name}.md")}
 
 
 def dataset_note(section: dict) -> str:
@@ -169,10 +172,13 @@ ESTIMATE_NOTE = ("`roofline est. ms` is an ESTIMATE from the target's published 
                  "measurement: max(2·MACs / peak ops, artifact bytes / peak bandwidth).")
 
 
-def write_markdown(path: Path, sections: list[dict], history: list[list], commands: list[str] | None) -> None:
+def write_markdown(path: Path, sections: list[dict], history: list[list], commands: list[str] | None,
+                   extras: list[tuple[str, str]]) -> None:
     parts = ["# edge_fer benchmark report", ""]
     if commands:
         parts += ["Produced by:", "", "```bash", *commands, "```", ""]
+    for title, body in extras:
+        parts += [f"## {title}", "", body.strip(), ""]
     for section in sections:
         parts += [f"## {section['target']}", "", dataset_note(section), "", markdown_table(COLUMNS, section["rows"]), ""]
         if section["plot"]:
@@ -184,13 +190,16 @@ def write_markdown(path: Path, sections: list[dict], history: list[list], comman
     atomic_text(path, "\n".join(parts))
 
 
-def write_html(path: Path, sections: list[dict], history: list[list], commands: list[str] | None) -> None:
+def write_html(path: Path, sections: list[dict], history: list[list], commands: list[str] | None,
+               extras: list[tuple[str, str]]) -> None:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edge_fer report</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>",
              "</head><body><h1>edge_fer benchmark report</h1>"]
     if commands:
         parts.append("<pre>" + html.escape("\n".join(commands)) + "</pre>")
+    for title, body in extras:
+        parts.append(f"<h2>{html.escape(title)}</h2><pre>{html.escape(body.strip())}</pre>")
     for section in sections:
         parts += [f"<h2>{html.escape(section['target'])}</h2><p>{html.escape(dataset_note(section))}</p>",
                   html_table(COLUMNS, section["rows"])]

@@ -111,7 +111,7 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
     row = {"run_id": run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "target": target.name, "artifact": str(path), "format": export_format.name,
            "precision": export_format.precision, "variant": meta.get("variant"), "image_size": facts["image_size"],
-           "agreement": (meta.get("parity") or {}).get("top1_agreement"),
+           "agreement": meta.get("agreement_with_float", (meta.get("parity") or {}).get("top1_agreement")),
            "versions": {"host": software_versions(), "artifact": meta.get("versions")}}
     if path.is_file():
         row.update(artifact_sha256=file_sha256(path), size_bytes=path.stat().st_size)

@@ -18,6 +18,7 @@ class QatConfig:
     steps_per_epoch: int | None = None
     seed: int = 0
     freeze_batchnorm: bool = True
+    calibration_steps: int = 500  # forward passes that settle the quantization ranges before fine-tuning
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     out: str = "runs/qat"
 

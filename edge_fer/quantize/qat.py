@@ -86,6 +86,14 @@ def save_qat_model(float_model, qat_model, folder) -> None:
     os.replace(temporary, folder / WEIGHTS_FILE)
 
 
+def calibrate_ranges(qat_model, batches, steps: int) -> None:
+    """Forward passes in training mode, no weight update: tfmot's moving-average ranges start at 0 and move
+    with decay 0.999 and no debiasing, so a short QAT run ends with ranges far from the activations' (measured:
+    66 steps left 3.4% of predictions changed; 300 steps, 1.4%)."""
+    for _, (images, _labels) in zip(range(steps), batches):
+        qat_model(images, training=True)
+
+
 def freeze_batchnorm(model) -> None:
     """BatchNorm in inference mode during QAT (moving statistics fixed): the usual recipe, and it keeps the
     QAT model closest to the float one it starts from."""
@@ -146,6 +154,10 @@ def run_qat(config) -> dict:
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
     qat_model.compile(keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0), loss=loss, metrics=["accuracy"])
     steps = config.steps_per_epoch or int(np.ceil(len(train) / config.batch_size))
+    if config.calibration_steps:
+        ui.log(f"calibrating quantization ranges: {config.calibration_steps} batches")
+        calibrate_ranges(qat_model, make_dataset(train, size, config.batch_size, training=True, seed=config.seed,
+                                                 soft_labels=soft, repeat=True), config.calibration_steps)
     history = out / "history.jsonl"
     history.unlink(missing_ok=True)
     ui.log(f"QAT of {config.model} on {dataset.display_name}: {config.epochs} epochs at lr {config.learning_rate}")

@@ -35,6 +35,9 @@ def test_every_cpu_format_exports_and_agrees(exported):
         floor = 0.99 if get_format(name).precision in ("fp32", "fp16", "dynamic") else 0.97
         assert result["top1_agreement"] >= floor, result
     assert {results[n]["status"] for n in ("tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")} == {"skipped"}
+    for name in ("tflite-int8-qat", "onnx-int8-qdq"):  # checked against the QAT model, float agreement beside it
+        assert results[name]["reference"] == "keras QAT model" and results[name]["agreement_with_float"] >= 0.9
+    assert results["tflite-int8"]["reference"] == "keras float model"
 
 
 def test_int8_artifacts_are_about_a_quarter_of_fp32(exported):
