@@ -58,6 +58,7 @@ class ReportSection:
     out: str | None = None  # default: runs/<name>/report
     name: str = "report"  # report.md and report.html
     include: list = field(default_factory=list)  # Markdown files appended as sections (e.g. other benchmarks)
+    commands: list = field(default_factory=list)  # further commands behind the report, listed after the pipeline's
 
 
 @dataclass

@@ -167,13 +167,17 @@ def training_section(pipeline) -> tuple[str, str] | None:
     if not model_json.is_file():
         return None
     record = json.loads(model_json.read_text())
+    from edge_fer.train.callbacks import read_history
+
+    history = [r for path in sorted((pipeline.stage_dir("train") / "stages").glob("*/history.jsonl")) for r in read_history(path)]
+    epochs, seconds = len(history), sum(r.get("seconds", 0.0) for r in history)
     config = pipeline.config
     lines = [f"- model: {record['variant']} at {record['image_size']} px, weights {record['weights']} "
              f"(pretrained: {record['pretrained']}); {record.get('weights_source', '')}",
              f"- data: {record['dataset']['name']} ({'SYNTHETIC' if record['dataset']['synthetic'] else 'real'}), "
              f"label mode {record['dataset']['label_mode']}, sizes {record['dataset']['sizes']}",
-             f"- schedule: {record['schedule']}; training took {record['train_seconds']} s on this machine "
-             f"(a resumed run counts only its last session)",
+             f"- schedule: {record['schedule']}; {epochs} epochs took {seconds:.0f} s on this machine "
+             f"(the sum of the logged epoch times, across resumed sessions)",
              f"- settings: `{json.dumps(to_dict(config.train), default=str)}`"]
     if not record["pretrained"]:
         lines.append("- These are FROM-SCRATCH numbers: no ImageNet weights were available.")
@@ -212,7 +216,8 @@ def stage_report(pipeline, stage_dir: Path) -> dict:
             extras.append((path.stem.replace("-", " "), path.read_text()))
         else:
             ui.warn(f"report.include: {path} does not exist yet; skipped")
-    report = build_report(store_path(pipeline), out, commands=pipeline.commands, name=section.name, extras=extras)
+    report = build_report(store_path(pipeline), out, commands=pipeline.commands + section.commands, name=section.name,
+                          extras=extras)
     (stage_dir / "report.json").write_text(json.dumps({"out": str(out), "runs": len(report["history"])}, indent=2))
     return {"summary": {"report": report["markdown"]}}
 

@@ -25,6 +25,7 @@ class PredictSettings:
     min_face: int = 24  # smallest face side in pixels the detector looks for
     scale_factor: float = 1.05
     min_neighbors: int = 3
+    overlap: float = 0.3  # boxes overlapping more than this (IoU) are one face
     threads: int | None = None
 
 
@@ -37,9 +38,17 @@ class FaceDetector:
         self.settings = settings
 
     def detect(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
-        boxes = self.cascade.detectMultiScale(grey, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
-                                              minSize=(self.settings.min_face, self.settings.min_face))
-        return [tuple(int(v) for v in box) for box in boxes]
+        """Face boxes (x, y, w, h); overlapping detections of one face are merged by non-maximum suppression."""
+        boxes, _, weights = self.cascade.detectMultiScale3(
+            grey, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
+            minSize=(self.settings.min_face, self.settings.min_face), outputRejectLevels=True)
+        if len(boxes) == 0:
+            return []
+        boxes = [tuple(int(v) for v in box) for box in boxes]
+        scores = np.ravel(weights).astype(float)
+        scores = scores - scores.min() + 1.0  # NMSBoxes keeps scores above a non-negative threshold only
+        keep = cv2.dnn.NMSBoxes(list(boxes), scores.tolist(), 0.0, self.settings.overlap)
+        return [boxes[int(i)] for i in np.ravel(keep)]
 
 
 def expand(box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:

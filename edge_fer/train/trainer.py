@@ -241,13 +241,21 @@ def train(config: TrainConfig) -> dict:
                     "sizes": {"train": len(train_split), "valid": len(valid_split), "test": len(test_split) if test_split else 0}},
         "schedule": config.train.schedule,
         "metrics": metrics,
-        "train_seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": round(epoch_seconds(out), 1),  # every epoch, across resumed sessions
+        "wall_seconds": round(time.perf_counter() - started, 1),  # this invocation
         "config": to_dict(config),
         "versions": software_versions(),
     }
     save_model(model, out / "model.keras")
     write_json(out / "model.json", record)
     return record
+
+
+def epoch_seconds(out: Path) -> float:
+    from edge_fer.train.callbacks import read_history
+
+    return sum(record.get("seconds", 0.0) for path in sorted((out / "stages").glob("*/history.jsonl"))
+               for record in read_history(path))
 
 
 def save_model(model, path: Path) -> None:
