@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from edge_fer.data import load_dataset
 from edge_fer.data.ferplus import FerPlus
