@@ -301,14 +301,7 @@ def cmd_export(args) -> int:
 
     settings = ExportSettings(formats=args.formats, calibration_images=args.calibration_images,
                               parity_images=args.parity_images, threads=args.threads, target=args.target)
-    override = data_overrides(args)
-    dataset_override = None
-    if override:
-        dataset_override = {"name": override.get("dataset"), "root": override.get("root"),
-                            "label_mode": override.get("label_mode"), "options": override.get("options", {})}
-        if not dataset_override["name"]:
-            raise UserError("--root, --label-mode and --option need --dataset")
-    results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_override)
+    results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_spec_from_args(args))
     if args.json:
         ui.print_json(results)
     else:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -190,7 +190,3 @@ def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSe
     if target.access == "ssh":
         return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads), images is not None)
     return run_local(facts["path"], images, settings, threads)
-
-
-def settings_dict(settings: BenchSettings) -> dict:
-    return asdict(settings)

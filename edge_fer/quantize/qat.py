@@ -56,8 +56,7 @@ def annotate(layer):
 
 def make_qat_model(model):
     """A QAT copy of a float Keras model (same weights), fake-quantized everywhere."""
-    if isinstance(model.get_layer(index=-1), keras.layers.Attention) or any(
-            isinstance(layer, keras.layers.Attention) for layer in model.layers):
+    if any(isinstance(layer, keras.layers.Attention) for layer in model.layers):
         from edge_fer.errors import UserError
 
         raise UserError("patt_lite_paper's batch-wise Attention cannot be quantized per sample; use patt_lite")
