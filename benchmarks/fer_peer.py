@@ -55,12 +55,15 @@ class FerPeerRunner(Runner):
             self.model = keras.models.load_model(str(self.path), compile=False)
         self.input_spec = InputSpec(48, 48, 1)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _prepare(self, batch: np.ndarray) -> np.ndarray:
         resized = np.stack([cv2.resize(image[..., 0], (64, 64), interpolation=cv2.INTER_LINEAR) for image in batch])
         scaled = (resized.astype(np.float32) / 127.5 - 1.0)[..., None]
+        return self.inner.prepare(scaled) if self.path.suffix == ".tflite" else scaled
+
+    def _run(self, prepared: np.ndarray) -> np.ndarray:
         if self.path.suffix == ".tflite":
-            return self.inner.infer(scaled)
-        return np.asarray(self.model(scaled, training=False))
+            return self.inner.run(prepared)
+        return np.asarray(self.model(prepared, training=False))
 
 
 def to_shared(probabilities: np.ndarray, order) -> np.ndarray:

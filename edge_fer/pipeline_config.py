@@ -59,6 +59,7 @@ class ReportSection:
     name: str = "report"  # report.md and report.html
     include: list = field(default_factory=list)  # Markdown files appended as sections (e.g. other benchmarks)
     commands: list = field(default_factory=list)  # further commands behind the report, listed after the pipeline's
+    baselines: list = field(default_factory=list)  # run folders of other pipelines whose float models are compared
 
 
 @dataclass

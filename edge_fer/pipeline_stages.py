@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -160,48 +161,88 @@ def stage_bench(pipeline, stage_dir: Path) -> dict:
                         for r in rows}}
 
 
-def training_section(pipeline) -> tuple[str, str] | None:
-    from edge_fer.config import to_dict
+def training_lines(train_dir: Path) -> list[str] | None:
+    """What was trained, on what, how long it took here, and with which settings (from model.json)."""
+    from edge_fer.train.callbacks import read_history
 
-    model_json = pipeline.stage_dir("train") / "model.json"
+    model_json = train_dir / "model.json"
     if not model_json.is_file():
         return None
     record = json.loads(model_json.read_text())
-    from edge_fer.train.callbacks import read_history
-
-    history = [r for path in sorted((pipeline.stage_dir("train") / "stages").glob("*/history.jsonl")) for r in read_history(path)]
+    history = [r for path in sorted((train_dir / "stages").glob("*/history.jsonl")) for r in read_history(path)]
     epochs, seconds = len(history), sum(r.get("seconds", 0.0) for r in history)
-    config = pipeline.config
     lines = [f"- model: {record['variant']} at {record['image_size']} px, weights {record['weights']} "
              f"(pretrained: {record['pretrained']}); {record.get('weights_source', '')}",
              f"- data: {record['dataset']['name']} ({'SYNTHETIC' if record['dataset']['synthetic'] else 'real'}), "
              f"label mode {record['dataset']['label_mode']}, sizes {record['dataset']['sizes']}",
              f"- schedule: {record['schedule']}; {epochs} epochs took {seconds:.0f} s on this machine "
              f"(the sum of the logged epoch times, across resumed sessions)",
-             f"- settings: `{json.dumps(to_dict(config.train), default=str)}`"]
+             f"- settings: `{json.dumps(record['config']['train'], default=str)}`"]
+    if record.get("init_from"):
+        init = record["init_from"]
+        lines.append(f"- initialised from `{init['path']}` ({init['layers_copied']} layers copied; fresh: "
+                     f"{', '.join(init['layers_fresh']) or 'none'})")
     if not record["pretrained"]:
         lines.append("- These are FROM-SCRATCH numbers: no ImageNet weights were available.")
-    return "Training", "\n".join(lines)
+    return lines
+
+
+def training_section(pipeline) -> tuple[str, str] | None:
+    lines = training_lines(pipeline.stage_dir("train"))
+    return ("Training", "\n".join(lines)) if lines else None
+
+
+def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
+    """One Markdown table per label mode: count, accuracy, macro-F1 and per-class accuracy of each model.
+    `results` maps a run name to that run's evaluate.json."""
+    from edge_fer.report import markdown_table
+
+    parts = []
+    modes = list(dict.fromkeys(mode for evaluated in results.values() for mode in evaluated))
+    for mode in modes:
+        rows, classes = [], None
+        for run, evaluated in results.items():
+            for name, m in evaluated.get(mode, {}).items():
+                classes = classes or m["classes"]
+                rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
+                             *("-" if m["per_class_accuracy"][c] is None else f"{m['per_class_accuracy'][c]:.3f}"
+                               for c in classes)])
+        parts += [f"Label mode `{mode}`, split `{split}`:", "",
+                  markdown_table(["model", "images", "accuracy", "macro-F1", *classes], rows), ""]
+    return parts
 
 
 def evaluate_section(pipeline) -> tuple[str, str] | None:
-    from edge_fer.report import markdown_table
-
     path = pipeline.stage_dir("evaluate") / "evaluate.json"
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
     if "folds" in results:
         return "Cross-validation", f"accuracy {results['accuracy']['mean']:.4f} ± {results['accuracy']['std']:.4f}"
-    parts = []
-    for mode, models in results.items():
-        classes = next(iter(models.values()))["classes"]
-        rows = [[name, f"{m['count']}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
-                 *("-" if m["per_class_accuracy"][c] is None else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)]
-                for name, m in models.items()]
-        parts += [f"Label mode `{mode}`, split `{pipeline.config.evaluate.split}`:", "",
-                  markdown_table(["model", "images", "accuracy", "macro-F1", *classes], rows), ""]
-    return "Accuracy per artifact (host evaluation)", "\n".join(parts)
+    return "Accuracy per artifact (host evaluation)", "\n".join(accuracy_tables({"": results}, pipeline.config.evaluate.split))
+
+
+def baselines_section(pipeline) -> tuple[str, str] | None:
+    """Other pipeline runs (report.baselines: their run folders), their float models beside this run's."""
+    folders = [Path(folder) for folder in pipeline.config.report.baselines]
+    if not folders:
+        return None
+    keep = ("keras", "tflite-int8-qat")
+    results, lines = {}, []
+    for run, folder in [(pipeline.config.name, pipeline.folder), *((f.name, f) for f in folders)]:
+        path = folder / "evaluate" / "evaluate.json"
+        if not path.is_file():
+            ui.warn(f"report.baselines: {path} does not exist yet; skipped")
+            continue
+        results[run] = {mode: {name: m for name, m in models.items() if name in keep}
+                        for mode, models in json.loads(path.read_text()).items()}
+        variant = json.loads((folder / "train" / "model.json").read_text())["variant"]
+        if folder != pipeline.folder:
+            lines += [f"`{folder}` ({variant}):", "", *(training_lines(folder / "train") or []), ""]
+    if len(results) < 2:
+        return None
+    label = lambda run, name: f"{run}: {name}"
+    return "Baselines", "\n".join([*accuracy_tables(results, pipeline.config.evaluate.split, label), *lines])
 
 
 def stage_report(pipeline, stage_dir: Path) -> dict:
@@ -209,7 +250,8 @@ def stage_report(pipeline, stage_dir: Path) -> dict:
 
     section = pipeline.config.report
     out = Path(section.out) if section.out else stage_dir
-    extras = [extra for extra in (training_section(pipeline), evaluate_section(pipeline)) if extra]
+    extras = [extra for extra in (training_section(pipeline), evaluate_section(pipeline), baselines_section(pipeline))
+              if extra]
     for include in section.include:
         path = Path(include)
         if path.is_file():

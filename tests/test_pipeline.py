@@ -77,6 +77,16 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     assert main(["run", str(pipeline), "--set", "export.parity_images=21", "--json"]) == 0  # export settings changed
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "ran", "ran", "ran", "ran"]
 
+    # a baseline: another pipeline run (train + evaluate only), compared in this run's report
+    assert main(["run", str(pipeline), "--set", "name=tiny-base", "--set", "model.variant=mobilenet_v1",
+                 "--set", 'stages=["data","train","evaluate"]', "--json"]) == 0
+    assert [s["stage"] for s in json.loads(capsys.readouterr().out)] == ["data", "train", "evaluate"]
+    baseline = tmp_path / "runs" / "tiny-base"
+    assert main(["run", str(pipeline), "--only", "report", "--set", f'report.baselines=["{baseline}"]', "--json"]) == 0
+    report = (runs / "report" / "report.md").read_text()
+    baselines = report[report.index("## Baselines"):]
+    assert "| tiny: keras |" in baselines and "| tiny-base: keras |" in baselines and "(mobilenet_v1)" in baselines
+
 
 @pytest.mark.parametrize("change,message", [
     (("[train]", "[trian]"), "unknown key 'trian' (did you mean 'train'?)"),

@@ -134,7 +134,7 @@ def run_qat(config) -> dict:
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.trainer import load_model, train_valid_test, write_json
+    from edge_fer.train.trainer import load_model, save_model, train_valid_test, write_json
 
     started = time.perf_counter()
     float_model, meta = load_model(config.model)
@@ -146,20 +146,20 @@ def run_qat(config) -> dict:
     train, valid, test = train_valid_test(dataset, data.validation_fraction, config.seed)
     size = int(float_model.input_shape[1])
     keras.utils.set_random_seed(config.seed)
-    qat_model = make_qat_model(float_model)
+    qat_model = make_qat_model(float_model) if config.fake_quant else float_model
     if config.freeze_batchnorm:
         freeze_batchnorm(qat_model)
     soft = dataset.label_mode == "probability"
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
     qat_model.compile(keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0), loss=loss, metrics=["accuracy"])
     steps = config.steps_per_epoch or int(np.ceil(len(train) / config.batch_size))
-    if config.calibration_steps:
+    if config.calibration_steps and config.fake_quant:
         ui.log(f"calibrating quantization ranges: {config.calibration_steps} batches")
         calibrate_ranges(qat_model, make_dataset(train, size, config.batch_size, training=True, seed=config.seed,
                                                  soft_labels=soft, repeat=True), config.calibration_steps)
     history = out / "history.jsonl"
     history.unlink(missing_ok=True)
-    ui.log(f"QAT of {config.model} on {dataset.display_name}: {config.epochs} epochs at lr {config.learning_rate}")
+    ui.log(f"{'QAT' if config.fake_quant else 'float fine-tune (control, no fake quantization)'} of {config.model} on {dataset.display_name}: {config.epochs} epochs at lr {config.learning_rate}")
     qat_model.fit(make_dataset(train, size, config.batch_size, training=True, seed=config.seed, augment=config.augment,
                                soft_labels=soft, repeat=True),
                   validation_data=make_dataset(valid, size, 64, training=False, soft_labels=soft),
@@ -168,8 +168,11 @@ def run_qat(config) -> dict:
     metrics = {"valid": classification_metrics(valid.labels, predict_keras(qat_model, valid.images, size), dataset.classes)}
     if test is not None:
         metrics["test"] = classification_metrics(test.labels, predict_keras(qat_model, test.images, size), dataset.classes)
-    save_qat_model(float_model, qat_model, out)
-    record = {**meta, "format": "keras-qat", "qat": True, "float_model": str(config.model), "metrics": metrics,
+    if config.fake_quant:
+        save_qat_model(float_model, qat_model, out)
+    else:
+        save_model(float_model, out / "model.keras")
+    record = {**meta, "format": "keras-qat" if config.fake_quant else "keras", "qat": config.fake_quant, "float_model": str(config.model), "metrics": metrics,
               "float_metrics": meta.get("metrics"), "qat_config": to_dict(config),
               "qat_seconds": round(time.perf_counter() - started, 1)}
     write_json(out / "model.json", record)

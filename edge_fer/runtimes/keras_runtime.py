@@ -17,7 +17,7 @@ class KerasRunner(Runner):
         _, height, width, channels = self.model.input_shape
         self.input_spec = InputSpec(height, width, channels)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self.model(batch, training=False), np.float32)
 
     def _close(self) -> None:

@@ -34,13 +34,14 @@ class LiteRTRunner(Runner):
         self.batch = int(self.input_detail["shape"][0])
         self.interpreter.allocate_tensors()
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _prepare(self, batch: np.ndarray) -> np.ndarray:
+        return quantize(batch, self.input_detail) if np.issubdtype(self.input_detail["dtype"], np.integer) else batch
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) != self.batch:
             self.interpreter.resize_tensor_input(self.input_detail["index"], list(batch.shape))
             self.interpreter.allocate_tensors()
             self.batch = len(batch)
-        if np.issubdtype(self.input_detail["dtype"], np.integer):
-            batch = quantize(batch, self.input_detail)
         self.interpreter.set_tensor(self.input_detail["index"], batch)
         self.interpreter.invoke()
         output = self.interpreter.get_tensor(self.output_detail["index"])

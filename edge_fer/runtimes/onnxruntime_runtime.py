@@ -23,7 +23,7 @@ class OnnxRuntimeRunner(Runner):
         _, height, width, channels = model_input.shape
         self.input_spec = InputSpec(int(height), int(width), int(channels))
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0].astype(np.float32, copy=False)
 
     def _close(self) -> None:

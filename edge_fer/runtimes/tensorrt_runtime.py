@@ -52,7 +52,7 @@ class TensorRTRunner(Runner):
             self.buffers[name] = (pointer, nbytes)
         return pointer
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         cudart = self.cudart
         self.context.set_input_shape(self.input_name, batch.shape)
         output_shape = tuple(self.context.get_tensor_shape(self.output_name))

@@ -27,6 +27,7 @@ class ModelSection:
     image_size: int = 224
     weights: str = "imagenet"  # 'imagenet', 'none' or the path of MobileNet weights
     dropout: float = 0.2
+    init_from: str | None = None  # a saved model (.keras or its folder): every layer with the same name and weight shapes starts from it
 
 
 @dataclass

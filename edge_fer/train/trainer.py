@@ -124,7 +124,7 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
         return [Stage("scratch", scratch.epochs, scratch_optimizer, set_all_trainable, scratch_callbacks)]
 
     head, finetune = train.head, train.finetune
-    return [
+    stages = [
         Stage("head", head.epochs, lambda steps: keras.optimizers.Adam(head.learning_rate, **clip), set_frozen_backbone,
               lambda: [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=head.plateau_factor, patience=head.plateau_patience,
                                                          min_delta=head.min_delta, min_lr=head.min_learning_rate, mode="max"),
@@ -135,6 +135,31 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
               lambda model: set_finetune(model, config.finetune_layers()),
               lambda: [keras.callbacks.EarlyStopping("val_accuracy", patience=finetune.early_stop_patience, min_delta=finetune.min_delta, mode="max")]),
     ]
+    return [stage for stage in stages if stage.epochs > 0]
+
+
+def warm_start(model, source_path: str) -> dict:
+    """Copy the weights of every layer of `source_path` whose name and weight shapes match a layer of `model`."""
+    source, _ = load_model(source_path)
+    copied, skipped = [], []
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        try:
+            source_weights = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            skipped.append(layer.name)
+            continue
+        if [w.shape for w in source_weights] == [w.shape for w in weights]:
+            layer.set_weights(source_weights)
+            copied.append(layer.name)
+        else:
+            skipped.append(layer.name)
+    if not copied:
+        raise UserError(f"model.init_from: no layer of {source_path} matches a layer of this model by name and shape")
+    ui.log(f"initialised {len(copied)} layers from {source_path}; {len(skipped)} start fresh: {', '.join(skipped) or 'none'}")
+    return {"path": str(source_path), "layers_copied": len(copied), "layers_fresh": skipped}
 
 
 def pick_strategy(distribute: bool):
@@ -212,6 +237,8 @@ def train(config: TrainConfig) -> dict:
         model = create_model(config.model.variant, len(dataset.classes), config.model.image_size,
                              weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed)
     origin = model.edge_fer
+    if config.model.init_from:
+        origin = {**origin, "init_from": warm_start(model, config.model.init_from)}
     size, batch = config.model.image_size, config.train.batch_size
     steps = config.train.steps_per_epoch or int(np.ceil(len(train_split) / batch))
     train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,

@@ -39,6 +39,9 @@ def test_lifecycle_and_input_spec(exported):
         assert single.shape == (1, 7) and several.shape == (5, 7)
         np.testing.assert_allclose(several[0], single[0], atol=1e-6)
         assert abs(single.sum() - 1) < 0.05
+        prepared = runner.prepare(np.full((1, 64, 64, 3), 128, np.float32))  # int8 input, ready to time
+        assert prepared.dtype == np.int8
+        np.testing.assert_array_equal(runner.run(prepared), single)
     assert not runner.loaded
     with pytest.raises(UserError, match="does not exist"):
         runtime_for(root / "missing.onnx").load()

@@ -94,6 +94,28 @@ def test_two_stage_schedule_runs_both_stages(tmp_path):
     assert record["schedule"] == "two_stage"
 
 
+def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_path):
+    trained_out, _ = trained
+    source, _ = load_model(trained_out)
+    config = tiny_config(tmp_path, schedule="two_stage", finetune={"epochs": 0})
+    config.model.variant, config.model.init_from = "patt_lite_paper", str(trained_out)
+    record = train(config)
+    assert record["init_from"]["layers_copied"] > 30
+    assert {"pre_classification_dense", "attention"} <= set(record["init_from"]["layers_fresh"])
+    assert not (tmp_path / "stages" / "finetune").exists()  # 0 epochs: no stage at all
+    model, _ = load_model(tmp_path)
+    np.testing.assert_array_equal(model.get_layer("conv_pw_3").get_weights()[0],  # frozen in the head stage
+                                  source.get_layer("conv_pw_3").get_weights()[0])
+
+
+def test_warm_start_from_an_unrelated_model_is_a_one_line_error(tmp_path, capsys):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="other")])
+    other.save(str(tmp_path / "other.keras"))
+    code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none", "--out", str(tmp_path / "run"),
+                 "--set", f"model.init_from={tmp_path / 'other.keras'}"])
+    assert code == 2 and "no layer" in capsys.readouterr().err
+
+
 def test_finetune_unfreezes_the_last_layers_with_batchnorm_frozen():
     model = create_model("patt_lite", 7, 64, weights="none")
     set_finetune(model, 12)
