@@ -509,7 +509,7 @@ def add_run_command(commands) -> None:
     run = commands.add_parser("run", help="run a pipeline file's stages (default: pipelines/quickstart.toml)")
     run.add_argument("pipeline", nargs="?", help="pipeline TOML (default: the built-in quickstart)")
     run.add_argument("--from", dest="start", choices=STAGES, help="rerun from this stage on, whatever the manifests say")
-    run.add_argument("--only", choices=STAGES, help="run this stage alone (its inputs must exist)")
+    run.add_argument("--only", choices=STAGES, help="run this stage alone, whatever its manifest says (its inputs must exist)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a pipeline value")
     run.add_argument("--json", action="store_true")
     run.set_defaults(run=cmd_run)

@@ -91,10 +91,15 @@ class Pipeline:
 
     @staticmethod
     def prepare(stage_dir: Path, key: str) -> None:
-        """Keep a stage's partial work (training checkpoints) only for the same settings and inputs."""
+        """Keep a stage's partial work (training checkpoints) only for the same settings and inputs. Work done
+        under other settings is moved aside to <stage>.previous (one generation), never deleted outright: a
+        finished training run is too costly to lose to a changed setting."""
         marker = stage_dir / ".settings"
         if stage_dir.exists() and marker.is_file() and marker.read_text() != key:
-            shutil.rmtree(stage_dir)
+            previous = stage_dir.with_name(f"{stage_dir.name}.previous")
+            shutil.rmtree(previous, ignore_errors=True)
+            stage_dir.rename(previous)
+            ui.warn(f"{stage_dir.name}: settings or inputs changed; the earlier output was moved to {previous}")
         stage_dir.mkdir(parents=True, exist_ok=True)
         (stage_dir / "manifest.json").unlink(missing_ok=True)
         marker.write_text(key)
@@ -108,7 +113,7 @@ class Pipeline:
                 raise UserError(f"stage {name!r} is not in this pipeline ({', '.join(stages)})")
         if only:
             stages = [only]
-        forced = set(stages[stages.index(start):]) if start else set()
+        forced = set(stages[stages.index(start):]) if start else set(stages) if only else set()
         self.folder.mkdir(parents=True, exist_ok=True)
         summary = []
         for stage in stages:

@@ -178,6 +178,7 @@ def training_lines(train_dir: Path) -> list[str] | None:
              f"- schedule: {record['schedule']}; {epochs} epochs took {seconds:.0f} s on this machine "
              f"(the sum of the logged epoch times, across resumed sessions)",
              f"- settings: `{json.dumps(record['config']['train'], default=str)}`"]
+    lines += [f"- note: {note}" for note in dict.fromkeys(r["note"] for r in history if r.get("note"))]
     if record.get("init_from"):
         init = record["init_from"]
         lines.append(f"- initialised from `{init['path']}` ({init['layers_copied']} layers copied; fresh: "

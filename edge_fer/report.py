@@ -19,24 +19,28 @@ SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
 
 
 def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
-    """target -> the newest row for each (artifact hash or path, format). Accuracy belongs to the artifact, not
-    the run: a newer latency-only row keeps the scores of the newest scored row of the same artifact."""
+    """target -> the newest row for each (artifact path, format): a file exported again to the same path replaces
+    the older one. Accuracy belongs to the file's contents, not the run: a newer latency-only row keeps the scores
+    of the newest scored row with the same artifact hash."""
     latest: dict[tuple, dict] = {}
     scored: dict[tuple, dict] = {}
     for row in rows:
-        key = (row["target"], row.get("artifact_sha256") or row["artifact"], row["format"])
-        latest[key] = row
+        latest[(row["target"], row["artifact"], row["format"])] = row
         if row.get("accuracy") is not None:
-            scored[key] = row
-    for key, row in latest.items():
-        if row.get("accuracy") is None and key in scored:
-            source = scored[key]
+            scored[content_key(row)] = row
+    for row in latest.values():
+        source = scored.get(content_key(row))
+        if row.get("accuracy") is None and source is not None:
             row.update({field: source[field] for field in SCORE_FIELDS})
             row["metrics"] = {**(row.get("metrics") or {}), "scores": (source.get("metrics") or {}).get("scores")}
     by_target: dict[str, list[dict]] = {}
     for (target, _, _), row in sorted(latest.items(), key=lambda item: (item[0][0], item[1]["format"] or "")):
         by_target.setdefault(target, []).append(row)
     return by_target
+
+
+def content_key(row: dict) -> tuple:
+    return row["target"], row.get("artifact_sha256") or row["artifact"], row["format"]
 
 
 def roofline_ms(row: dict, target_name: str) -> float | None:

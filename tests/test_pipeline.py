@@ -72,10 +72,11 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     assert main(["run", str(pipeline), "--from", "bench", "--json"]) == 0
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped"] * 4 + ["ran", "ran"]
     assert main(["run", str(pipeline), "--only", "report", "--json"]) == 0
-    assert [s["stage"] for s in json.loads(capsys.readouterr().out)] == ["report"]
+    assert [(s["stage"], s["status"]) for s in json.loads(capsys.readouterr().out)] == [("report", "ran")]  # forced
 
     assert main(["run", str(pipeline), "--set", "export.parity_images=21", "--json"]) == 0  # export settings changed
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "ran", "ran", "ran", "ran"]
+    assert (runs / "export.previous" / "model-tflite-fp32.tflite").is_file()  # moved aside, not deleted
 
     # a baseline: another pipeline run (train + evaluate only), compared in this run's report
     assert main(["run", str(pipeline), "--set", "name=tiny-base", "--set", "model.variant=mobilenet_v1",
