@@ -237,8 +237,8 @@ def baselines_section(pipeline) -> tuple[str, str] | None:
             continue
         results[run] = {mode: {name: m for name, m in models.items() if name in keep}
                         for mode, models in json.loads(path.read_text()).items()}
-        variant = json.loads((folder / "train" / "model.json").read_text())["variant"]
-        if folder != pipeline.folder:
+        if folder != pipeline.folder:  # this run's own training is in the Training section already
+            variant = json.loads((folder / "train" / "model.json").read_text())["variant"]
             lines += [f"`{folder}` ({variant}):", "", *(training_lines(folder / "train") or []), ""]
     if len(results) < 2:
         return None
