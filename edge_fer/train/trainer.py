@@ -121,10 +121,21 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
                 return []
             return [keras.callbacks.EarlyStopping("val_accuracy", patience=scratch.early_stop_patience, mode="max")]
 
-        return [Stage("scratch", scratch.epochs, scratch_optimizer, set_all_trainable, scratch_callbacks)]
+        stages = [Stage("scratch", scratch.epochs, scratch_optimizer, set_all_trainable, scratch_callbacks)]
+    else:
+        stages = two_stages(config, clip)
+    for stage in stages:
+        if stage.epochs < 0:
+            raise UserError(f"train.{stage.name}.epochs is {stage.epochs}; use 0 (skip the stage) or more")
+    return [stage for stage in stages if stage.epochs > 0]
 
-    head, finetune = train.head, train.finetune
-    stages = [
+
+def two_stages(config: TrainConfig, clip: dict) -> list[Stage]:
+    """The paper's schedule: the head on a frozen backbone, then the last layers unfrozen with BN frozen."""
+    import tf_keras as keras
+
+    head, finetune = config.train.head, config.train.finetune
+    return [
         Stage("head", head.epochs, lambda steps: keras.optimizers.Adam(head.learning_rate, **clip), set_frozen_backbone,
               lambda: [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=head.plateau_factor, patience=head.plateau_patience,
                                                          min_delta=head.min_delta, min_lr=head.min_learning_rate, mode="max"),
@@ -135,7 +146,6 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
               lambda model: set_finetune(model, config.finetune_layers()),
               lambda: [keras.callbacks.EarlyStopping("val_accuracy", patience=finetune.early_stop_patience, min_delta=finetune.min_delta, mode="max")]),
     ]
-    return [stage for stage in stages if stage.epochs > 0]
 
 
 def warm_start(model, source_path: str) -> dict:
@@ -224,6 +234,7 @@ def train(config: TrainConfig) -> dict:
     from edge_fer.models import create_model
     from edge_fer.versions import software_versions
 
+    stages = plan_stages(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     save_toml(config, out / "config.toml")
@@ -250,7 +261,7 @@ def train(config: TrainConfig) -> dict:
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
     ui.log(f"training {config.model.variant} at {size}px on {dataset.display_name} ({len(train_split)} train, "
            f"{len(valid_split)} valid), schedule {config.train.schedule}, pretrained={origin['pretrained']}")
-    for stage in plan_stages(config):
+    for stage in stages:
         run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss, strategy,
                   calibration)
     metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}

@@ -94,6 +94,28 @@ def test_two_stage_schedule_runs_both_stages(tmp_path):
     assert record["schedule"] == "two_stage"
 
 
+def test_zero_scratch_epochs_saves_the_warm_started_model_at_another_size(trained, tmp_path):
+    trained_out, _ = trained
+    config = tiny_config(tmp_path, scratch={"epochs": 0})
+    config.model.image_size, config.model.init_from = 128, str(trained_out)
+    record = train(config)
+    assert record["init_from"]["layers_fresh"] == ["patch_sepconv_1"]  # its kernel is the patch stride: 1 at 64 px, 2 at 128
+    assert not (tmp_path / "stages" / "scratch").exists()
+    model, meta = load_model(tmp_path)
+    source, _ = load_model(trained_out)
+    assert meta["image_size"] == 128
+    np.testing.assert_array_equal(model.get_layer("patch_pointwise").get_weights()[0],
+                                  source.get_layer("patch_pointwise").get_weights()[0])
+
+
+def test_negative_epochs_is_a_one_line_error_before_any_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none",
+                 "--schedule", "from_scratch", "--set", "train.scratch.epochs=-1", "--out", str(out)])
+    assert code != 0 and not out.exists()
+    assert "train.scratch.epochs is -1" in capsys.readouterr().err
+
+
 def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_path):
     trained_out, _ = trained
     source, _ = load_model(trained_out)
