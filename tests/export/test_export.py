@@ -143,3 +143,18 @@ def test_cli_says_no_gpu_in_one_line_and_exports_the_rest(exported, tmp_path, ca
     lines = [line for line in out.splitlines() if "no NVIDIA GPU" in line]
     assert len(lines) == 1 and lines[0].startswith("tensorrt-fp32, tensorrt-fp16:")
     assert (tmp_path / "model-onnx-fp32.onnx").is_file()
+
+
+def test_onnxruntime_runs_the_qdq_convolutions_in_int8(exported, tmp_path):
+    """A ReLU6 range that starts below 0 keeps a Clip before each QuantizeLinear; onnxruntime then cannot fuse
+    the conv into QLinearConv and runs it in float (the QDQ file was 13x slower than the PTQ one)."""
+    import onnxruntime
+
+    root, _ = exported
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime.InferenceSession(str(root / "artifacts" / "model-onnx-int8-qdq.onnx"), options,
+                                 providers=["CPUExecutionProvider"])
+    ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
+    assert ops.count("QLinearConv") >= 0.8 * (ops.count("QLinearConv") + ops.count("Conv") + ops.count("FusedConv"))

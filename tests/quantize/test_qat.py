@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from edge_fer.config import from_dict
 from edge_fer.quantize.config import QatConfig
@@ -24,3 +25,28 @@ def test_the_float_control_runs_the_same_fine_tune_without_fake_quant(exported, 
     source, _ = load_model(root / "float")
     changed = [not np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights())]
     assert any(changed)  # it did train
+
+
+def test_calibration_sets_each_range_to_the_mean_of_its_batches(exported):
+    import tf_keras as keras
+
+    from edge_fer.data import load_dataset
+    from edge_fer.data.preprocess import to_model_input
+    from edge_fer.quantize.qat import calibrate_ranges, freeze_batchnorm, make_qat_model, moving_average_ranges
+
+    root, _ = exported
+    float_model, _ = load_model(root / "float")
+    qat_model = make_qat_model(float_model)
+    freeze_batchnorm(qat_model)
+    data = load_dataset("synthetic", train_count=64, valid_count=7, test_count=7, image_size=64)
+    images = to_model_input(data.splits["train"].images, 64)
+    batches = [(images[start:start + 16], None) for start in range(0, 64, 16)]
+    assert calibrate_ranges(qat_model, batches, steps=4) == len(moving_average_ranges(qat_model)) > 20
+
+    ranges = {variable.name.split(":")[0]: float(variable.numpy()) for variable in moving_average_ranges(qat_model)}
+    assert ranges["quant_conv1_relu/output_min"] == 0.0  # tfmot alone leaves -6·0.999^steps here
+    relu = keras.Model(float_model.input, float_model.get_layer("conv1_relu").output)
+    expected_max = np.mean([relu(batch, training=False).numpy().max() for batch, _ in batches])
+    assert ranges["quant_conv1_relu/output_max"] == pytest.approx(expected_max, rel=0.03)
+    scaled_min = np.mean([batch.min() / 127.5 - 1 for batch, _ in batches])
+    assert ranges["quant_mobilenet_scale/output_min"] == pytest.approx(scaled_min, abs=0.02)
