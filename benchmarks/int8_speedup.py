@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from edge_fer.bench.store import DEFAULT_STORE
 from edge_fer.errors import UserError
 
 
@@ -68,7 +69,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-duration", type=float, default=5.0)
     parser.add_argument("--bar", type=float, default=2.5, help="the speed-up to count rounds against")
-    parser.add_argument("--store", default=str(Path("benchmarks") / "results.sqlite"))
+    parser.add_argument("--store", default=str(DEFAULT_STORE))
     parser.add_argument("--out", help="JSON result")
     parser.add_argument("--markdown", help="Markdown table")
     args = parser.parse_args()
