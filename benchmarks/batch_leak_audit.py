@@ -70,7 +70,7 @@ def check_against_keras(model, images: np.ndarray, features: np.ndarray, scale: 
 def audit(model_dir: str, dataset_spec: dict, batch_sizes: list[int], seed: int = 0) -> dict:
     from edge_fer.data import load_dataset
     from edge_fer.data.preprocess import to_model_input
-    from edge_fer.train.trainer import load_model
+    from edge_fer.models.loading import load_model
 
     model, meta = load_model(model_dir)
     if meta.get("variant") not in (None, "patt_lite_paper"):

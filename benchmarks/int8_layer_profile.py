@@ -53,7 +53,7 @@ def p50_ms(path: Path, threads: int, min_duration_s: float) -> float:
 
 def profile(model_dir: str, threads: int, min_duration_s: float) -> list[dict]:
     from edge_fer.export.converters import keras_to_tflite
-    from edge_fer.train.trainer import load_model
+    from edge_fer.models.loading import load_model
 
     model, _ = load_model(model_dir)
     size = int(model.input_shape[1])

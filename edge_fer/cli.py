@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import argparse
 import sys
 
@@ -36,6 +38,10 @@ def dataset_arguments(parser: argparse.ArgumentParser, dataset_required: bool = 
 def dataset_from_args(args):
     from edge_fer.data import load_dataset
 
+    from edge_fer.config import check_limit
+
+    if args.image_size is not None:
+        check_limit("image_size", args.image_size, "--image-size")
     options = dict(parse_option(text) for text in args.option)
     return load_dataset(args.dataset, args.root, label_mode=args.label_mode, image_size=args.image_size, **options)
 
@@ -109,6 +115,10 @@ def cmd_model_summary(args) -> int:
     from edge_fer.models import create_model
     from edge_fer.models.summary import model_summary
 
+    from edge_fer.config import check_limit
+
+    check_limit("num_classes", args.num_classes, "--num-classes")
+    check_limit("image_size", args.image_size, "--image-size")
     model = create_model(args.variant, args.num_classes, args.image_size, weights="none")
     summary = model_summary(model)
     if args.json:
@@ -184,7 +194,7 @@ def print_metrics(metrics: dict, title: str) -> None:
 
 def cmd_evaluate(args) -> int:
     from edge_fer.evaluate import classification_metrics, predict_keras
-    from edge_fer.train.trainer import load_model
+    from edge_fer.models.loading import load_model
 
     model, meta = load_model(args.model)
     dataset = dataset_from_args(args)
@@ -239,6 +249,27 @@ def add_train_commands(commands) -> None:
     evaluate.set_defaults(run=cmd_evaluate)
 
 
+def _user_caused() -> tuple:
+    import json
+    import sqlite3
+
+    return (OSError, sqlite3.Error, json.JSONDecodeError, UnicodeDecodeError)
+
+
+USER_CAUSED = _user_caused()
+
+
+def describe(error: BaseException) -> str:
+    """One line for an error the user's files or folders caused, naming the file where Python knows it."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or type(error).__name__}"
+    if isinstance(error, UnicodeDecodeError):
+        return f"a file is not UTF-8 text (byte {error.start}: {error.reason})"
+    if isinstance(error, ValueError) and type(error).__name__ == "JSONDecodeError":
+        return f"a JSON file is not valid JSON ({error.msg} at line {error.lineno})"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -253,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.err.print("interrupted")
         return 130
+    except USER_CAUSED as error:  # the file system, a results store, a JSON or text file the user gave
+        if os.environ.get("EDGE_FER_DEBUG"):
+            raise
+        ui.err.print(f"[red]error:[/] {escape(describe(error))} (EDGE_FER_DEBUG=1 shows the traceback)", soft_wrap=True)
+        return 2
 
 
 
@@ -366,8 +402,11 @@ def dataset_spec_from_args(args) -> dict | None:
 def cmd_bench(args) -> int:
     from edge_fer.bench.runner import BenchSettings, bench
 
-    settings = BenchSettings(min_queries=args.min_queries, min_duration_s=args.min_duration, warmup_queries=args.warmup,
-                             offline_batch=args.offline_batch, threads=args.threads, store=args.store)
+    from edge_fer.config import from_dict
+
+    settings = from_dict(BenchSettings, {"min_queries": args.min_queries, "min_duration_s": args.min_duration,
+                                         "warmup_queries": args.warmup, "offline_batch": args.offline_batch,
+                                         "threads": args.threads, "store": args.store}, "--")
     rows = bench(args.artifacts, args.target, settings, dataset_spec_from_args(args))
     if args.json:
         ui.print_json(rows)
@@ -410,6 +449,85 @@ def cmd_trtexec_parse(args) -> int:
             if any(v is not None for v in parsed[key].values())]
     ui.out.print(ui.table(f"trtexec {args.log}: throughput {parsed['throughput_qps']} qps", ["block (ms)", *STAT_KEYS], rows))
     return 0
+
+
+def cmd_check_tensorrt(args) -> int:
+    """The TensorRT rules on one ONNX file: one line per broken rule on stderr and exit 2, or a one-line pass."""
+    from edge_fer.export.tensorrt_rules import check_tensorrt_file
+    from edge_fer.export.tensorrt_support import get_support
+
+    target = None
+    if args.target:
+        from edge_fer.targets import load_target
+
+        target = load_target(args.target)
+    version = args.tensorrt or (target.device.tensorrt if target else None)
+    support = get_support(version)
+    dla = args.dla or bool(target and target.tensorrt.dla_core is not None)
+    gpu_fallback = target.tensorrt.gpu_fallback if target else not args.no_gpu_fallback
+    report = check_tensorrt_file(args.model, support, dla=dla, gpu_fallback=gpu_fallback)
+    if args.json:
+        ui.print_json({"model": args.model, **report.as_dict()})
+    else:
+        for problem in report.problems:
+            ui.err.print(f"{args.model}: {escape(problem)}", soft_wrap=True, highlight=False)
+        for note in report.notes:
+            ui.out.print(f"note: {escape(note)}", soft_wrap=True, highlight=False)
+        if report.passed:
+            ui.out.print(f"{args.model}: passes the TensorRT {report.tensorrt} rules", soft_wrap=True, highlight=False)
+    return 0 if report.passed else 2
+
+
+def cmd_engine(args) -> int:
+    """A TensorRT engine from an exported ONNX file (or a folder of them), or with --dry-run what would be done."""
+    from pathlib import Path
+
+    from edge_fer.export.exporter import engine_from_onnx, engine_plan
+
+    plan = engine_plan(Path(args.source), args.precision, args.target, args.builder, args.tensorrt)
+    settings = {key: value for key, value in plan.items() if key not in ("config", "meta", "plan")}
+    if args.dry_run:
+        if args.json:
+            ui.print_json(settings)
+            return 0
+        gpu = plan["gpu"]
+        ui.out.print(f"GPU: {gpu['gpu'] + ' (compute ' + gpu['compute_capability'] + ')' if gpu else 'none found'}; "
+                     f"TensorRT {plan['tensorrt']}; builder: {plan['builder'] or 'none here (nothing would be built)'}",
+                     soft_wrap=True, highlight=False)
+        ui.out.print(f"source: {plan['onnx']}  rule check: {'passed' if plan['rule_check']['passed'] else 'FAILED'}",
+                     soft_wrap=True, highlight=False)
+        ui.out.print("trtexec: " + " ".join(plan["trtexec_command"]), soft_wrap=True, highlight=False)
+        ui.out.print("python API: " + ", ".join(f"{key}={value}" for key, value in plan["python_api"].items()),
+                     soft_wrap=True, highlight=False)
+        return 0 if plan["rule_check"]["passed"] else 2
+    reference, images = None, None
+    if args.reference:
+        if not args.dataset:
+            raise UserError("--reference needs --dataset (and --root): parity is measured on its test images")
+        images = _engine_parity_images(args, plan["config"].image_size)
+        reference = Path(args.reference)
+    record = engine_from_onnx(plan, Path(args.out), reference, images)
+    if args.json:
+        ui.print_json(record)
+    else:
+        parity = record.get("parity")
+        line = f"wrote {args.out} ({record['size_bytes'] / 1e6:.2f} MB, TensorRT {record['engine']['tensorrt']}, {record['engine']['builder']})"
+        if parity:
+            line += f"; top-1 agreement with {Path(parity['reference']).name} {parity['top1_agreement']:.4f} (floor {parity['floor']})"
+        ui.out.print(line, soft_wrap=True, highlight=False)
+    parity = record.get("parity")
+    return 2 if parity and parity["top1_agreement"] < parity["floor"] else 0
+
+
+def _engine_parity_images(args, image_size: int):
+    from edge_fer.data import load_dataset
+    from edge_fer.data.preprocess import to_model_input
+
+    dataset = load_dataset(args.dataset, args.root, label_mode=args.label_mode)
+    split = dataset.splits.get("test") or dataset.splits.get("valid")
+    if split is None:
+        raise UserError(f"dataset {args.dataset} has no test or valid split for parity")
+    return to_model_input(split.images[:args.parity_images], image_size)
 
 
 def cmd_report(args) -> int:
@@ -456,6 +574,32 @@ def add_bench_commands(commands) -> None:
     parse.add_argument("--json", action="store_true")
     parse.set_defaults(run=cmd_trtexec_parse)
 
+    check = commands.add_parser("check", help="rule checks on artifacts").add_subparsers(dest="check_command", metavar="WHAT")
+    tensorrt = check.add_parser("tensorrt", help="does TensorRT's ONNX parser and builder accept this file (no GPU needed)")
+    tensorrt.add_argument("model", help="an ONNX file")
+    tensorrt.add_argument("--tensorrt", help="TensorRT version: 8.2, 8.5, 8.6, 10.x, 11.x (default: the target's, else 10.x)")
+    tensorrt.add_argument("--target", help="check for this target's TensorRT version and DLA settings")
+    tensorrt.add_argument("--dla", action="store_true", help="the engine will run on DLA")
+    tensorrt.add_argument("--no-gpu-fallback", action="store_true", help="with --dla: layers DLA cannot run are errors")
+    tensorrt.add_argument("--json", action="store_true")
+    tensorrt.set_defaults(run=cmd_check_tensorrt)
+
+    engine = commands.add_parser("engine", help="build a TensorRT engine from an exported ONNX file (or show how: --dry-run)")
+    engine.add_argument("source", help="an ONNX file, or an export folder (the ONNX the precision needs is picked)")
+    engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], required=True)
+    engine.add_argument("--out", default="model.engine")
+    engine.add_argument("--target", help="build with this target's TensorRT settings")
+    engine.add_argument("--builder", choices=["python-api", "trtexec"], help="default: the target's, else what is here")
+    engine.add_argument("--tensorrt", help="the TensorRT version to plan for (default: the one found)")
+    engine.add_argument("--reference", help="an artifact (onnx-fp32) to measure top-1 agreement against")
+    engine.add_argument("--dataset")
+    engine.add_argument("--root")
+    engine.add_argument("--label-mode")
+    engine.add_argument("--parity-images", type=int, default=10000)
+    engine.add_argument("--dry-run", action="store_true", help="print the rule check, trtexec command and Python API settings")
+    engine.add_argument("--json", action="store_true")
+    engine.set_defaults(run=cmd_engine)
+
     report = commands.add_parser("report", help="Markdown and HTML report (tables, plots) from the results store")
     report.add_argument("--store", default=str(DEFAULT_STORE))
     report.add_argument("--out", default="benchmarks/report")
@@ -491,7 +635,7 @@ def cmd_run(args) -> int:
         report = next((s.get("report") for s in summary if s["stage"] == "report"), None)
         if report:
             ui.out.print(f"report: {report}")
-    failed = any(s["status"] == "ran with failures" for s in summary)
+    failed = any(s["status"] in ("ran with failures", "skipped with failures") for s in summary)
     return 1 if failed else 0
 
 
@@ -518,6 +662,8 @@ def add_run_command(commands) -> None:
 def cmd_predict(args) -> int:
     from edge_fer.predict import PredictSettings, predict
 
+    if not 0 <= args.margin <= 1:
+        raise UserError(f"--margin must be from 0 to 1 (a fraction of the face box), got {args.margin}")
     results = predict(args.input, args.artifact, args.out, PredictSettings(margin=args.margin, threads=args.threads))
     if args.json:
         ui.print_json(results)

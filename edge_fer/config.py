@@ -4,6 +4,7 @@ saved next to the outputs they produced."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -13,6 +14,29 @@ import tomli_w
 from edge_fer import tomllib_compat
 from edge_fer.errors import UserError
 from edge_fer.registry import closest
+
+
+# Ranges by setting name, wherever the setting sits (TOML, --set, command-line flags): a value outside is a
+# one-line error before any work, not an hour of training or a memory blow-up later.
+LIMITS = {
+    "epochs": (0, 10_000), "batch_size": (1, 4096), "steps_per_epoch": (1, 10_000_000), "learning_rate": (0.0, 10.0),
+    "image_size": (32, 1024), "num_classes": (2, 1000), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
+    "calibration_steps": (0, 1_000_000), "calibration_images": (1, 100_000), "parity_images": (1, 1_000_000),
+    "min_queries": (1, 10_000_000), "warmup_queries": (0, 1_000_000), "min_duration_s": (0.0, 86_400.0),
+    "max_duration_s": (0.0, 86_400.0), "offline_batch": (1, 4096), "threads": (1, 1024), "workspace_mb": (1, 1 << 20),
+    "min_batch": (1, 4096), "opt_batch": (1, 4096), "max_batch": (1, 4096), "opset": (13, 24),
+}
+
+
+def check_limit(name: str, value, where: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{where or name} must be a finite number, got {value}")
+    if name in LIMITS:
+        low, high = LIMITS[name]
+        if not low <= value <= high:
+            raise UserError(f"{where or name} must be from {low} to {high}, got {value}")
 
 
 def from_dict(cls, data: dict, where: str = ""):
@@ -26,6 +50,7 @@ def from_dict(cls, data: dict, where: str = ""):
         if key not in fields:
             raise UserError(f"unknown key {where}{key!r}{closest(key, fields)}")
         values[key] = coerce(hints[key], value, f"{where}{key}")
+        check_limit(key, values[key], f"{where}{key}")
     return cls(**values)
 
 

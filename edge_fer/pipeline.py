@@ -118,8 +118,11 @@ class Pipeline:
         summary = []
         for stage in stages:
             if stage not in forced and self.up_to_date(stage):
-                ui.log(f"[{stage}] up to date, skipped")
-                summary.append({"stage": stage, "status": "skipped", **(read_manifest(self.stage_dir(stage)) or {}).get("summary", {})})
+                manifest = read_manifest(self.stage_dir(stage)) or {}
+                # a stage that finished with failed artifacts is reported again on every run, not hidden by the skip
+                status = "skipped with failures" if manifest.get("failed") else "skipped"
+                ui.log(f"[{stage}] up to date, {status}")
+                summary.append({"stage": stage, "status": status, **manifest.get("summary", {})})
                 continue
             stage_dir = self.stage_dir(stage)
             inputs = self.inputs_hash(stage)
@@ -130,6 +133,7 @@ class Pipeline:
             manifest = {"stage": stage, "settings_hash": self.settings_hash(stage), "inputs": inputs,
                         "outputs": output_hashes(stage_dir), "summary": result.get("summary", {}),
                         "metrics": result.get("metrics"), "versions": software_versions(),
+                        "failed": result.get("status") == "ran with failures",
                         "seconds": round(time.perf_counter() - started, 1)}
             write_manifest(stage_dir, manifest)
             ui.log(f"[{stage}] done in {manifest['seconds']} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,13 +88,34 @@ class PipelineConfig:
         return Path(self.runs) / self.name
 
 
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_paths(config: PipelineConfig, here: Path) -> None:
+    """Outputs stay where the user put them: the run name is a plain folder name (runs/<name>), a relative
+    output may not climb out of this folder (an absolute one is the user's explicit choice), and report.include
+    copies only Markdown files from inside this folder into the report."""
+    here = here.resolve()
+    if not RUN_NAME.fullmatch(config.name):
+        raise UserError(f"name = {config.name!r} must be a plain folder name (letters, digits, '.', '_', '-'): "
+                        "the run goes to runs/<name>")
+    for key, value in (("runs", config.runs), ("bench.store", config.bench.store), ("report.out", config.report.out)):
+        if value and not Path(value).is_absolute() and not (here / value).resolve().is_relative_to(here):
+            raise UserError(f"{key} = {value!r} leaves {here}; give a path inside it, or an absolute path")
+    for include in config.report.include:
+        path = (here / include).resolve()
+        if not path.is_relative_to(here) or path.suffix != ".md":
+            raise UserError(f"report.include: {include!r} must be a Markdown file inside {here}")
+
+
 def validate(config: PipelineConfig, base: Path) -> None:
-    """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target."""
+    """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target, paths."""
     from edge_fer.data import get_adapter
     from edge_fer.export.formats import parse_formats
     from edge_fer.models import MODELS
     from edge_fer.targets import load_target
 
+    check_paths(config, Path.cwd())
     for stage in config.stages:
         if stage not in STAGES:
             raise UserError(f"unknown stage {stage!r}{closest(stage, STAGES)}; stages: {', '.join(STAGES)}")

@@ -127,7 +127,7 @@ def stage_evaluate(pipeline, stage_dir: Path) -> dict:
 def evaluate_folds(pipeline, stage_dir: Path) -> dict:
     """Each fold's model on its own held-out subjects; mean and standard deviation across folds."""
     from edge_fer.evaluate import classification_metrics, predict_keras
-    from edge_fer.train.trainer import load_model
+    from edge_fer.models.loading import load_model
 
     per_fold = []
     for fold in range(pipeline.config.cross_validation.folds):

@@ -135,6 +135,9 @@ def annotate(image_bgr: np.ndarray, faces: list[dict]) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
+    from edge_fer.data.images import check_image_file
+
+    check_image_file(path)  # by the header: OpenCV would allocate a 20000x20000 image before saying anything
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UserError(f"{path}: cannot read it as an image")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,10 @@ from edge_fer.errors import UserError
 from edge_fer.registry import closest
 
 TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+# ssh arguments come from a file: nothing in them may read as an ssh option or hold a space
+SSH_DESTINATION = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
+FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PROGRAM = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]{0,255}")
 
 
 @dataclass
@@ -18,10 +23,12 @@ class DeviceSection:
     gpu: str | None = None
     compute_capability: str | None = None
     jetpack: str | None = None
-    tensorrt: str | None = None
+    tensorrt: str | None = None  # the TensorRT version it runs (a row of export/tensorrt_support.py)
     power_mode: str | None = None
     dla_cores: int = 0
-    peak_int8_tops: float | None = None  # published; see the source comment in the TOML
+    # Published peaks, one convention for every target: dense (no sparsity), FP16 tensor rate with FP32
+    # accumulate, INT8 tensor rate; Jetson TOPS are the module's (GPU + DLA) at the stated power mode.
+    peak_int8_tops: float | None = None
     peak_fp16_tflops: float | None = None
     memory_bandwidth_gbs: float | None = None
     peaks_source: str | None = None
@@ -39,6 +46,7 @@ class TensorRTSection:
     opt_batch: int = 1
     max_batch: int = 8
     use_trtexec: bool = False  # build and benchmark with trtexec instead of the Python API
+    trtexec: str | None = None  # trtexec's path; default: PATH, then JetPack's /usr/src/tensorrt/bin/trtexec
 
 
 @dataclass
@@ -51,12 +59,28 @@ class Target:
     ssh_port: int = 22
     ssh_key: str | None = None  # private key file; otherwise ssh's own defaults
     known_hosts: str | None = None  # known_hosts file; otherwise ~/.ssh/known_hosts (checking is always strict)
-    remote_dir: str = "/tmp/edge_fer"
+    remote_dir: str = "default"  # a folder name: the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device
     python: str = "python3"
     threads: int | None = None
     formats: list = field(default_factory=list)  # export formats this target benchmarks
     device: DeviceSection = field(default_factory=DeviceSection)
     tensorrt: TensorRTSection = field(default_factory=TensorRTSection)
+
+
+def check_remote_settings(target: Target, path: Path) -> None:
+    """What goes on the ssh command line and into the remote shell, checked before anything runs."""
+    if target.ssh is not None and not SSH_DESTINATION.fullmatch(target.ssh):
+        raise UserError(f"{path}: ssh = {target.ssh!r} is not user@host (letters, digits, '.', '_', '-'; no leading '-', "
+                        "no spaces)")
+    if not 1 <= target.ssh_port <= 65535:
+        raise UserError(f"{path}: ssh_port must be from 1 to 65535, not {target.ssh_port}")
+    if not FOLDER_NAME.fullmatch(target.remote_dir):
+        raise UserError(f"{path}: remote_dir = {target.remote_dir!r} must be a plain folder name (letters, digits, "
+                        "'.', '_', '-'): the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device")
+    for name in ("python", "trtexec"):
+        value = target.python if name == "python" else target.tensorrt.trtexec
+        if value is not None and not PROGRAM.fullmatch(value):
+            raise UserError(f"{path}: {name} = {value!r} must be a program name or path (no spaces, no leading '-')")
 
 
 def list_targets(folder: Path = TARGETS_DIR) -> list[str]:
@@ -78,4 +102,12 @@ def load_target(name_or_path: str, folder: Path = TARGETS_DIR) -> Target:
         raise UserError(f"{path}: {error}") from None
     if target.access == "ssh" and not target.ssh:
         raise UserError(f"{path}: access = 'ssh' needs ssh = 'user@host'")
+    check_remote_settings(target, path)
+    if target.device.tensorrt:
+        from edge_fer.export.tensorrt_support import get_support
+
+        try:
+            get_support(target.device.tensorrt)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None
     return target

@@ -43,7 +43,20 @@ def warn(message: str) -> None:
 
 
 def print_json(payload) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    """Strict JSON: an infinite or NaN number (an absurd log, a failed measurement) is written as null."""
+    sys.stdout.write(json.dumps(_finite(payload), indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def _finite(value):
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> Table:

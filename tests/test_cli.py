@@ -145,3 +145,35 @@ def test_real_process_prints_no_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["model", "summary", "patt_lite", "--num-classes", "0"], "--num-classes must be from 2 to 1000, got 0"),
+    (["model", "summary", "patt_lite", "--image-size", "100000"], "--image-size must be from 32 to 1024, got 100000"),
+    (["data", "inspect", "synthetic", "--image-size", "100000"], "--image-size must be from 32 to 1024"),
+    (["bench", "x.tflite", "--offline-batch", "0"], "offline_batch must be from 1 to 4096, got 0"),
+    (["bench", "x.tflite", "--min-queries", "-5"], "min_queries must be from 1 to 10000000, got -5"),
+    (["bench", "x.tflite", "--min-duration", "nan"], "min_duration_s must be a finite number, got nan"),
+    (["train", "--dataset", "synthetic", "--set", "train.scratch.epochs=1000000000000"], "epochs must be from 0 to 10000"),
+    (["train", "--dataset", "synthetic", "--set", "train.scratch.learning_rate=nan"], "learning_rate must be a finite number"),
+    (["train", "--dataset", "synthetic", "--set", "train.batch_size=0"], "train.batch_size must be from 1 to 4096, got 0"),
+])
+def test_out_of_range_settings_are_one_line_errors_before_work(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("where", ["missing-folder/b.tar.gz", "a-file/b.tar.gz", "a-folder"])
+def test_bundle_into_a_bad_place_is_one_line_and_leaves_nothing(tmp_path, capsys, where):
+    artifact = tmp_path / "model-tflite-fp32.tflite"
+    artifact.write_bytes(b"tflite bytes")
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["bundle", str(artifact), "--target", "jetson-orin-nano", "--out", str(tmp_path / where)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(tmp_path.rglob("*")) == before  # no .partial-* file, nothing else

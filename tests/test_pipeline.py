@@ -96,6 +96,9 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     (('[bench]', '[bench]\ntarget = "jetson-orin-nan"'), "unknown target 'jetson-orin-nan' (did you mean 'jetson-orin-nano'?)"),
     (('dataset = "synthetic"', 'dataset = "ferplus"\nroot = "/nowhere/ferplus"'), "dataset root does not exist"),
     (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
+    (('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name"),
+    (('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves"),
+    (('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside"),
 ])
 def test_configuration_errors_before_any_work(tmp_path, capsys, change, message):
     pipeline = write_pipeline(tmp_path)
@@ -130,3 +133,14 @@ def test_killed_in_the_middle_of_a_stage_resumes_there(tmp_path):
 
     Interpreter(model_path=str(runs / "export" / "model-tflite-fp32.tflite")).allocate_tensors()
     assert not list(runs.rglob(".partial-*"))
+
+
+def test_a_stage_with_failed_artifacts_fails_the_run_every_time(tmp_path, capsys):
+    """The export stage keeps its manifest (later stages use what passed), but the failure is reported again
+    and the exit code stays non-zero on every run until it is fixed."""
+    pipeline = write_pipeline(tmp_path)
+    failing = ["--set", 'export.formats="tflite-fp32,tflite-int8-qat"', "--set", 'stages=["data","train","export"]']
+    assert main(["run", str(pipeline), *failing, "--json"]) == 1  # tflite-int8-qat needs the qat stage
+    assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["ran", "ran", "ran with failures"]
+    assert main(["run", str(pipeline), *failing, "--json"]) == 1
+    assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "skipped with failures"]

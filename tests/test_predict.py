@@ -105,7 +105,7 @@ def test_bad_inputs_are_one_line(exported, tmp_path, capsys):
     _, results = exported
     (tmp_path / "broken.png").write_text("not an image")
     assert main(["predict", str(tmp_path / "broken.png"), "--artifact", results["tflite-fp32"]["path"]]) == 2
-    assert "cannot read it as an image" in capsys.readouterr().err
+    assert "broken.png: cannot decode image" in capsys.readouterr().err
     cv2.imwrite(str(tmp_path / "ok.png"), np.full((50, 50, 3), 128, np.uint8))
     (tmp_path / "model-onnx-fp32.onnx").write_text("garbage")
     assert main(["predict", str(tmp_path / "ok.png"), "--artifact", str(tmp_path / "model-onnx-fp32.onnx")]) == 2

@@ -43,14 +43,15 @@ def ssh_options(target: Target) -> list[str]:
 
 
 def ssh_command(target: Target, argv: list[str]) -> list[str]:
-    """ssh … host -- 'quoted argv': the remote shell receives exactly these arguments."""
-    return ["ssh", *ssh_options(target), target.ssh, "--", shlex.join(argv)]
+    """ssh [options] -- host 'quoted argv': every option before `--`, so neither the destination nor the command
+    can be read as one; the remote shell receives exactly these arguments."""
+    return ["ssh", *ssh_options(target), "--", target.ssh, shlex.join(argv)]
 
 
 def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None) -> bytes:
     """A .tar.gz with lib/edge_fer (runner only), artifacts/ (+ metadata), data/ and run.sh."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:  # file contents, never links
         for module in RUNNER_MODULES:
             tar.add(PACKAGE / module, arcname=f"lib/edge_fer/{module}")
         for artifact in artifacts:
@@ -73,17 +74,33 @@ def run_ssh(target: Target, argv: list[str], stdin: bytes | None = None, timeout
         raise UserError("ssh is not installed on this machine; install openssh-client") from None
 
 
+BUNDLES = ".edge_fer/bundles"  # under the remote user's home, where ssh starts
+MARKER = ".edge_fer-bundle"  # in every folder the runner made: only those are ever replaced
+UPLOAD_SCRIPT = """set -e
+mkdir -p {bundles} && cd {bundles}
+if [ -e {name} ] && [ ! -f {name}/{marker} ]; then
+  echo "~/{bundles}/{name} exists and was not made by edge-fer; refusing to replace it" >&2; exit 3
+fi
+rm -rf -- {name} && mkdir -- {name} && : > {name}/{marker} && tar -xzf - -C {name}
+"""
+
+
+def remote_root(target: Target) -> str:
+    """The bundle folder on the device, relative to the remote home: ~/.edge_fer/bundles/<remote_dir>. The
+    target's remote_dir is a plain folder name (checked when the target loads), never a path the TOML picks."""
+    return f"{BUNDLES}/{target.remote_dir}"
+
+
 def upload_bundle(target: Target, bundle: bytes) -> str:
-    remote = target.remote_dir
-    result = run_ssh(target, ["sh", "-c", f"rm -rf {shlex.quote(remote)} && mkdir -p {shlex.quote(remote)} && "
-                                          f"tar -xzf - -C {shlex.quote(remote)}"], stdin=bundle)
+    script = UPLOAD_SCRIPT.format(bundles=BUNDLES, name=shlex.quote(target.remote_dir), marker=MARKER)
+    result = run_ssh(target, ["sh", "-c", script], stdin=bundle)
     if result.returncode != 0:
         raise UserError(f"cannot copy the bundle to {target.ssh}: {result.stderr.decode(errors='replace').strip()[-300:]}")
-    return remote
+    return remote_root(target)
 
 
 def run_remote_artifact(target: Target, artifact_name: str, runner_args: list[str], with_images: bool) -> dict:
-    remote = target.remote_dir
+    remote = remote_root(target)
     argv = ["env", f"PYTHONPATH={remote}/lib", target.python, "-m", "edge_fer.bench.device_runner",
             f"{remote}/artifacts/{artifact_name}", *runner_args]
     if with_images:

@@ -82,19 +82,31 @@ def run_local(path: Path, images: Path | None, settings: BenchSettings, threads:
 
 
 def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings) -> dict:
+    """trtexec's own timing of an engine, with the flags the target's TensorRT parses. A missing trtexec is
+    this artifact's failed row (with the reason), not the end of the run."""
     from edge_fer.bench import remote
     from edge_fer.bench.trtexec import parse_trtexec
-    from edge_fer.export.tensorrt import EngineBuildConfig, trtexec_bench_command
+    from edge_fer.export.tensorrt import JETPACK_TRTEXEC, EngineBuildConfig, find_trtexec, trtexec_bench_command
 
+    build = (facts["meta"].get("engine") or {}).get("build_config", {})
     config = EngineBuildConfig.from_target(target, facts["format"].precision, facts["image_size"],
-                                           input_name=(facts["meta"].get("engine") or {}).get("build_config", {}).get("input_name", "pixels"))
+                                           input_name=build.get("input_name", "pixels"))
+    duration = max(1, int(settings.min_duration_s))
     if target.access == "ssh":
-        argv = trtexec_bench_command(Path(target.remote_dir) / "artifacts" / path.name, config,
-                                     duration_s=int(settings.min_duration_s))
+        trtexec = target.tensorrt.trtexec or (JETPACK_TRTEXEC if target.kind == "jetson" else "trtexec")
+        argv = trtexec_bench_command(Path(remote.remote_root(target)) / "artifacts" / path.name, config,
+                                     duration_s=duration, trtexec=trtexec)
         output = remote.run_ssh(target, argv).stdout.decode(errors="replace")
     else:
-        argv = trtexec_bench_command(path, config, duration_s=int(settings.min_duration_s))
-        output = subprocess.run(argv, capture_output=True, text=True).stdout
+        trtexec = find_trtexec(target.tensorrt.trtexec)
+        if trtexec is None:
+            where = target.tensorrt.trtexec or f"PATH or {JETPACK_TRTEXEC}"
+            return {"error": f"trtexec not found ({where}); install TensorRT or set trtexec = PATH in targets/{target.name}.toml"}
+        try:
+            output = subprocess.run(trtexec_bench_command(path, config, duration_s=duration, trtexec=trtexec),
+                                    capture_output=True, text=True).stdout
+        except OSError as error:
+            return {"error": f"could not run {trtexec}: {error.strerror}"}
     parsed = parse_trtexec(output)
     latency = parsed["latency_ms"]
     if latency["median"] is None:
@@ -151,6 +163,10 @@ def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings
     from edge_fer.bench import remote
 
     target = load_target(target_name)
+    missing = [str(path) for path in artifacts if not Path(path).is_file()]
+    if missing:
+        raise UserError(f"artifact does not exist: {', '.join(missing)}")
+    store.check(settings.store)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     threads = settings.threads or target.threads
     rows: list[dict | None] = [None] * len(artifacts)
@@ -158,10 +174,6 @@ def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings
         scoring = ScoringData(dataset_spec, Path(folder))
         planned = []  # (position, facts)
         for position, artifact in enumerate(map(Path, artifacts)):
-            if not artifact.is_file():
-                rows[position] = {"run_id": run_id, "target": target.name, "artifact": str(artifact), "status": "failed",
-                                  "reason": "file does not exist"}
-                continue
             facts = artifact_facts(artifact)
             problem = check_artifact(facts, target, scoring)
             if problem:

@@ -26,6 +26,29 @@ def connect(path: str | Path = DEFAULT_STORE) -> sqlite3.Connection:
     return connection
 
 
+def check(path: str | Path) -> None:
+    """Open the store (creating it) and check its table before any measuring: a corrupt, foreign, read-only or
+    directory store is a one-line error up front, not results lost after an hour of benchmarks."""
+    from edge_fer.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"results store {path} is a folder; give a .sqlite file")
+    try:
+        with connect(path) as connection:
+            present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
+            connection.execute("BEGIN IMMEDIATE")  # needs write access; nothing is written
+            connection.rollback()
+    except sqlite3.Error as error:
+        raise UserError(f"results store {path}: {error}; give another --store or remove the file") from None
+    except OSError as error:
+        raise UserError(f"results store {path}: {error.strerror}") from None
+    missing = set(COLUMNS) - present
+    if missing:
+        raise UserError(f"results store {path} has a measurements table without {', '.join(sorted(missing))}: "
+                        "not an edge-fer store")
+
+
 def insert(path: str | Path, rows: list[dict]) -> None:
     with connect(path) as connection:
         for row in rows:

@@ -91,7 +91,17 @@ class FerPlus(Adapter):
         )
 
 
+MAX_VOTES = 1000  # FERPlus has 10 taggers per image
+
+
 def read_label_csv(path: Path) -> list[tuple[str, np.ndarray]]:
+    try:
+        return parse_label_rows(path)
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8 text (byte {error.start}); expected FERPlus's label.csv", path) from None
+
+
+def parse_label_rows(path: Path) -> list[tuple[str, np.ndarray]]:
     rows = []
     with open(path, newline="", encoding="utf-8") as stream:
         for line_number, row in enumerate(csv.reader(stream), start=1):
@@ -107,7 +117,10 @@ def read_label_csv(path: Path) -> list[tuple[str, np.ndarray]]:
                 votes = np.asarray([int(cell) for cell in row[2:]], dtype=np.int64)
             except ValueError:
                 raise DataError(f"vote counts must be whole numbers, got {row[2:]}", path, line_number) from None
-            if (votes < 0).any():
-                raise DataError("vote counts must not be negative", path, line_number)
-            rows.append((row[0].strip(), votes))
+            if (votes < 0).any() or (votes > MAX_VOTES).any():
+                raise DataError(f"vote counts must be from 0 to {MAX_VOTES}", path, line_number)
+            name = row[0].strip()
+            if not name or Path(name).name != name or name in (".", ".."):
+                raise DataError(f"image name {name!r} must be a file name inside the split folder", path, line_number)
+            rows.append((name, votes))
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -13,20 +14,44 @@ from edge_fer import ui
 from edge_fer.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MAX_IMAGE_PIXELS = 40_000_000  # about 7300 x 5500: far above any face photo, far below what takes the memory down
+
+
+def check_pixel_count(image, path: Path) -> None:
+    """Refuse an image by its header, before a decoder allocates it."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise DataError(f"image is {width}x{height}, above the {MAX_IMAGE_PIXELS:,}-pixel limit; downscale it first", path)
+
+
+@contextlib.contextmanager
+def open_image(path: Path):
+    """Pillow's image, checked by its header; every decoding failure becomes one DataError naming the file."""
+    try:
+        with Image.open(path) as image:
+            check_pixel_count(image, path)
+            yield image
+    except FileNotFoundError:
+        raise DataError("image file is missing", path) from None
+    except Image.DecompressionBombError as error:
+        raise DataError(f"image is above the {MAX_IMAGE_PIXELS:,}-pixel limit ({error}); downscale it first", path) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"cannot decode image ({error}); replace or remove the file", path) from None
+
+
+def check_image_file(path: Path) -> None:
+    """The size check for decoders other than Pillow (OpenCV): reads the header only."""
+    with open_image(path):
+        pass
 
 
 def decode_image(path: Path, channels: int, size: int | None) -> np.ndarray:
     """Decode one image to uint8 (H, W, channels); resized to size×size where size is given."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if size is not None and image.size != (size, size):
-                image = image.resize((size, size), Image.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError("image file is missing", path) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(f"cannot decode image ({error}); replace or remove the file", path) from None
+    with open_image(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        if size is not None and image.size != (size, size):
+            image = image.resize((size, size), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
     return array.reshape(array.shape[0], array.shape[1], channels)
 
 

@@ -35,22 +35,43 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.batch(batch_size, drop_remainder=False)
+    # each batch's augmentation comes from its own key: a stream that is the same in every run with this seed
+    # and new in every epoch
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip((keys, dataset.batch(batch_size, drop_remainder=False)))
     augment = augment if (training and augment is not None) else None
-    generator = tf.random.Generator.from_seed(seed)
 
-    def to_float(batch, labels):
+    def to_float(key, batch_and_labels):
+        batch, labels = batch_and_labels
         batch = tf.cast(batch, tf.float32)
         if batch.shape[-1] == 1:
             batch = tf.repeat(batch, 3, axis=-1)
         if augment is not None:
-            batch = apply_augment(batch, augment, generator, image_size)
+            batch = apply_augment(batch, augment, BatchDraws(seed, key), image_size)
         return batch, labels
 
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def apply_augment(batch, augment: AugmentConfig, generator, image_size: int):
+class BatchDraws:
+    """Random numbers for one batch, from (seed, the batch's key) alone. A generator shared by the parallel map
+    hands its numbers to whichever batch asks first, so two runs with one seed augmented differently."""
+
+    def __init__(self, seed: int, batch_key):
+        import tensorflow as tf
+
+        self.key = tf.stack([tf.constant(seed, tf.int64), tf.cast(batch_key, tf.int64)])
+        self.draws = 0
+
+    def uniform(self, shape, minval=0.0, maxval=1.0):
+        import tensorflow as tf
+
+        self.draws += 1  # a Python counter: the same draw order every trace
+        key = tf.random.experimental.stateless_fold_in(self.key, self.draws)
+        return tf.random.stateless_uniform(shape, seed=key, minval=minval, maxval=maxval)
+
+
+def apply_augment(batch, augment: AugmentConfig, generator: BatchDraws, image_size: int):
     import tensorflow as tf
 
     count = tf.shape(batch)[0]

@@ -68,8 +68,17 @@ def tflite_to_onnx(tflite_model: bytes, opset: int = DEFAULT_OPSET):
     return proto
 
 
+def onnx_to_fp16(model_proto):
+    """fp16 weights and activations with float32 input and output (onnxruntime's converter, a copy of
+    onnxconverter-common's): what a strongly typed TensorRT (11.x) needs to build an fp16 engine."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model_proto, keep_io_types=True, disable_shape_infer=False)
+
+
 def onnx_to_int8_ptq(model_proto, calibration: np.ndarray):
-    """onnxruntime static quantization to QDQ (int8 activations and per-channel int8 weights)."""
+    """onnxruntime static quantization to QDQ in the form TensorRT builds: int8 activations per tensor and
+    int8 weights per channel, both symmetric (zero point 0), biases left float."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -89,5 +98,109 @@ def onnx_to_int8_ptq(model_proto, calibration: np.ndarray):
         onnx.save(model_proto, str(source))
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
         return onnx.load(str(target))
+
+
+def _dequantized(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, axis: int) -> np.ndarray:
+    values = values.astype(np.float64) - (0 if zero_point is None else zero_point.astype(np.float64).reshape(
+        [-1 if i == axis % values.ndim else 1 for i in range(values.ndim)] if zero_point.size > 1 else []))
+    if scale.size > 1:
+        scale = scale.reshape([-1 if i == axis % values.ndim else 1 for i in range(values.ndim)])
+    return (values * scale).astype(np.float32)
+
+
+DATA_MOVEMENT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity")
+
+
+def _dequantizers_by_quantizer(graph) -> dict:
+    """QuantizeLinear output -> the DequantizeLinear nodes that read its int8 values, directly or after ops that
+    only move them (tf2onnx puts a Reshape between the two): these must share its scale and zero point."""
+    producer = {output: node for node in graph.node for output in node.output}
+    found: dict[str, list] = {}
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        source = producer.get(node.input[0])
+        while source is not None and source.op_type in DATA_MOVEMENT_OPS:
+            source = producer.get(source.input[0])
+        if source is not None and source.op_type == "QuantizeLinear":
+            found.setdefault(source.output[0], []).append(node)
+    return found
+
+
+def _drop_input_quantization(graph, dequantizers_of: dict, weighted_ops) -> None:
+    """Remove a Q/DQ pair that reads a graph input directly and feeds no Conv/MatMul (our input scaling)."""
+    inputs = {tensor.name for tensor in graph.input}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for tensor in node.input:
+            consumers.setdefault(tensor, []).append(node)
+    for node in list(graph.node):
+        dequantizers = dequantizers_of.get(node.output[0], [])
+        if node.op_type != "QuantizeLinear" or node.input[0] not in inputs or not dequantizers:
+            continue
+        if any(user not in dequantizers for user in consumers.get(node.output[0], [])):
+            continue  # read by something other than its DequantizeLinear
+        users = [user for dequantizer in dequantizers for user in consumers.get(dequantizer.output[0], [])]
+        if any(user.op_type in weighted_ops for user in users):
+            continue
+        for dequantizer in dequantizers:
+            for user in consumers.get(dequantizer.output[0], []):
+                for index, tensor in enumerate(user.input):
+                    if tensor == dequantizer.output[0]:
+                        user.input[index] = node.input[0]
+            graph.node.remove(dequantizer)
+        graph.node.remove(node)
+
+
+def qdq_to_tensorrt_qdq(model_proto):
+    """A QDQ graph made acceptable to TensorRT's explicit quantization, changing no weight:
+    - every DequantizeLinear of a constant that is not a Conv/MatMul weight (int32 biases, the converter's
+      quantized scalars) becomes the float constant it stands for: TensorRT dequantizes only int8 (8.x) or
+      int8/fp8/int4 (10.x, 11.x) there;
+    - the Q/DQ pair on the model input goes: raw pixels 0-255 are exact in int8 only at zero point -128, and the
+      input scaling after it (not a conv) runs in float, its output quantized before the first conv;
+    - every other activation QuantizeLinear with a non-zero zero point (ranges the converter calibrated itself,
+      such as a softmax output's fixed [0, 1) at zero point -128) gets the symmetric range covering the same
+      values: scale = max(|min|, |max|) / 127, zero point 0. QAT's own ranges are symmetric already.
+    onnxruntime runs the result too, so its accuracy is measured on the same file TensorRT builds."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from edge_fer.export.tensorrt_rules import WEIGHTED_OPS
+
+    graph = model_proto.graph
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    weight_inputs = {node.input[1] for node in graph.node if node.op_type in WEIGHTED_OPS and len(node.input) > 1}
+    dequantizers_of = _dequantizers_by_quantizer(graph)
+    _drop_input_quantization(graph, dequantizers_of, WEIGHTED_OPS)
+    kept, added = [], []
+    for node in graph.node:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        zero_point = constants.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants and node.output[0] not in weight_inputs:
+            value = _dequantized(constants[node.input[0]], constants[node.input[1]], zero_point, axis)
+            added.append(numpy_helper.from_array(value, node.output[0]))
+            continue
+        if node.op_type == "QuantizeLinear" and zero_point is not None and np.any(zero_point != 0):
+            scale = constants[node.input[1]].astype(np.float64)
+            low, high = (-128.0 - zero_point) * scale, (127.0 - zero_point) * scale
+            symmetric = (np.maximum(np.abs(low), np.abs(high)) / 127.0).astype(np.float32)
+            names = (f"{node.output[0]}__trt_scale", f"{node.output[0]}__trt_zero_point")
+            added += [numpy_helper.from_array(symmetric, names[0]),
+                      numpy_helper.from_array(np.zeros_like(zero_point, dtype=np.int8), names[1])]
+            for user in [node, *dequantizers_of.get(node.output[0], [])]:
+                user.input[1], user.input[2] = names
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.extend(added)
+    used = {tensor for node in graph.node for tensor in node.input} | {output.name for output in graph.output}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)
+    onnx.checker.check_model(model_proto)
+    return helper.make_model(graph, opset_imports=[entry for entry in model_proto.opset_import if entry.domain in ("", "ai.onnx")],
+                             producer_name=model_proto.producer_name, ir_version=model_proto.ir_version)

@@ -21,7 +21,7 @@ from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
 from edge_fer.export import converters
 from edge_fer.export.formats import ExportFormat, parse_formats
-from edge_fer.export.metadata import atomic_write_bytes, embed_onnx_metadata, file_sha256, write_metadata
+from edge_fer.export.metadata import atomic_write_bytes, embed_onnx_metadata, file_sha256, read_metadata, write_metadata
 
 DEFAULT_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}
 
@@ -42,7 +42,7 @@ class ExportContext:
     """What the converters need, each built once and only when a format asks for it."""
 
     def __init__(self, model_dir: Path, qat_dir: Path | None, settings: ExportSettings, dataset_override: dict | None):
-        from edge_fer.train.trainer import load_model
+        from edge_fer.models.loading import load_model
 
         self.model_dir, self.qat_dir, self.settings = model_dir, qat_dir, settings
         self.float_model, self.meta = load_model(model_dir)
@@ -105,16 +105,66 @@ class ExportContext:
         return model_summary(self.float_model)["macs"]
 
     @functools.cached_property
+    def target(self):
+        from edge_fer.targets import load_target
+
+        return load_target(self.settings.target) if self.settings.target else None
+
+    @functools.cached_property
+    def engine_builder(self) -> EngineBuilder:
+        return choose_engine_builder(self.target)
+
+    @property
+    def tensorrt_support(self):
+        from edge_fer.export.tensorrt_support import get_support
+
+        return get_support(self.engine_builder.tensorrt)
+
+    @property
+    def opset(self) -> int:
+        """The requested opset, lowered to what the target's TensorRT parser imports (8.2: 13)."""
+        return min(self.settings.opset, self.tensorrt_support.max_opset)
+
+    @functools.cached_property
     def onnx_fp32(self):
-        return converters.keras_to_onnx(self.float_model, self.settings.opset)
+        return converters.keras_to_onnx(self.float_model, self.opset)
 
     @functools.cached_property
     def qat_tflite_float_io(self) -> bytes:
         return converters.keras_to_tflite(self.qat_model, "int8", self.calibration, int8_io=False)
 
 
+@dataclass
+class EngineBuilder:
+    kind: str | None  # "python-api", "trtexec", or None: nothing here can build engines
+    tensorrt: str | None  # the version that builds (None: the support table's default)
+    trtexec: str | None = None  # trtexec's path, for kind "trtexec"
+
+
+def choose_engine_builder(target) -> EngineBuilder:
+    """A target says which TensorRT and which builder; without one, the Python API where the tensorrt package
+    and a GPU are here, else a trtexec found on PATH or in JetPack's folder (its version read from its banner)."""
+    from edge_fer.export import tensorrt
+
+    if target is not None:
+        if target.tensorrt.use_trtexec:
+            return EngineBuilder("trtexec", target.device.tensorrt, tensorrt.find_trtexec(target.tensorrt.trtexec))
+        return EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, target.device.tensorrt)
+    if tensorrt.tensorrt_available():
+        import tensorrt as trt
+
+        return EngineBuilder("python-api", trt.__version__)
+    trtexec = tensorrt.find_trtexec()
+    if trtexec is not None:
+        return EngineBuilder("trtexec", tensorrt.trtexec_version(trtexec), trtexec)
+    return EngineBuilder(None, None)
+
+
 def build_onnx_qdq(ctx: ExportContext) -> bytes:
-    return converters.tflite_to_onnx(ctx.qat_tflite_float_io, ctx.settings.opset).SerializeToString()
+    """The QAT model through TFLite's int8 converter to QDQ ONNX, then into TensorRT's form (biases float, every
+    zero point 0): the QAT ranges reach onnxruntime and TensorRT unchanged where they are symmetric."""
+    qdq = converters.tflite_to_onnx(ctx.qat_tflite_float_io, ctx.opset)
+    return converters.qdq_to_tensorrt_qdq(qdq).SerializeToString()
 
 
 BUILDERS = {  # format name -> bytes of the artifact (TensorRT engines are built in build_engine)
@@ -124,10 +174,10 @@ BUILDERS = {  # format name -> bytes of the artifact (TensorRT engines are built
     "tflite-int8": lambda ctx: converters.keras_to_tflite(ctx.float_model, "int8", ctx.calibration),
     "tflite-int8-qat": lambda ctx: converters.keras_to_tflite(ctx.qat_model, "int8", ctx.calibration),
     "onnx-fp32": lambda ctx: ctx.onnx_fp32.SerializeToString(),
+    "onnx-fp16": lambda ctx: converters.onnx_to_fp16(ctx.onnx_fp32).SerializeToString(),
     "onnx-int8-qdq": build_onnx_qdq,
     "onnx-int8-ptq": lambda ctx: converters.onnx_to_int8_ptq(ctx.onnx_fp32, ctx.calibration).SerializeToString(),
 }
-ENGINE_SOURCES = {"tensorrt-fp32": "onnx-fp32", "tensorrt-fp16": "onnx-fp32", "tensorrt-int8": "onnx-int8-qdq"}
 
 
 def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
@@ -155,26 +205,43 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
 
 def build_engine(ctx: ExportContext, export_format: ExportFormat, out: Path, path: Path) -> dict:
     from edge_fer.export import tensorrt
-    from edge_fer.targets import load_target
 
-    onnx_path = out / f"model-{ENGINE_SOURCES[export_format.name]}.onnx"
+    plan = ctx.engine_builder
+    source = tensorrt.engine_source(export_format.precision, ctx.tensorrt_support)
+    onnx_path = out / f"model-{source}.onnx"
     if not onnx_path.is_file():
-        raise UserError(f"{export_format.name} is built from {onnx_path.name}: export that format too")
+        raise UserError(f"{export_format.name} is built from {onnx_path.name}: export {source} too")
     input_name = _onnx_input_name(onnx_path)
-    if ctx.settings.target:
-        target = load_target(ctx.settings.target)
-        config = tensorrt.EngineBuildConfig.from_target(target, export_format.precision, ctx.image_size, input_name)
-        use_trtexec = target.tensorrt.use_trtexec
+    if ctx.target is not None:
+        config = tensorrt.EngineBuildConfig.from_target(ctx.target, export_format.precision, ctx.image_size, input_name)
     else:  # the GPU on this machine, with the defaults
-        config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name)
-        use_trtexec = False
-    if use_trtexec:
-        temporary = path.with_name(f".partial-{path.name}")
-        tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config)
-        temporary.replace(path)
-        return tensorrt.engine_record(config, "trtexec")
-    atomic_write_bytes(path, tensorrt.onnx_to_engine(onnx_path, config))
-    return tensorrt.engine_record(config, "python-api")
+        config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name,
+                                            tensorrt=plan.tensorrt)
+    return build_engine_file(onnx_path, path, config, plan)
+
+
+def build_engine_file(onnx_path: Path, out: Path, config: "EngineBuildConfig", plan: EngineBuilder) -> dict:
+    """One engine written atomically by the planned builder; returns its record (the version is the builder's)."""
+    from edge_fer.export import tensorrt
+    from edge_fer.export.tensorrt_support import version_from_trtexec_banner
+
+    if plan.kind == "trtexec":
+        temporary = out.with_name(f".partial-{out.name}")
+        log = tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config, plan.trtexec)
+        temporary.replace(out)
+        return tensorrt.engine_record(config, "trtexec", version_from_trtexec_banner(log) or config.tensorrt)
+    atomic_write_bytes(out, tensorrt.onnx_to_engine(onnx_path, config))
+    return tensorrt.engine_record(config, "python-api", config.tensorrt)
+
+
+def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
+    """The TensorRT rules on an ONNX file, for the target's TensorRT (or the one here, or 10.x)."""
+    from edge_fer.export.tensorrt_rules import check_tensorrt
+
+    target = ctx.target
+    dla = target is not None and target.tensorrt.dla_core is not None
+    report = check_tensorrt(payload, ctx.tensorrt_support, dla=dla, gpu_fallback=target.tensorrt.gpu_fallback if target else True)
+    return report.as_dict()
 
 
 def _onnx_input_name(onnx_path: Path) -> str:
@@ -196,7 +263,9 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
         if export_format.suffix == ".onnx":
             import onnx
 
-            payload = embed_onnx_metadata(onnx.load_from_string(payload), record).SerializeToString()
+            proto = onnx.load_from_string(payload)
+            record["tensorrt_check"] = tensorrt_rule_check(ctx, proto)
+            payload = embed_onnx_metadata(proto, record).SerializeToString()
         atomic_write_bytes(path, payload)
     record["file_sha256"] = file_sha256(path)
     record["size_bytes"] = path.stat().st_size
@@ -213,7 +282,12 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
     record["agreement_with_float"] = with_float["top1_agreement"]
     write_metadata(path, record)
     status = "passed" if parity["top1_agreement"] >= floor else "failed-check"
-    return {"format": export_format.name, "status": status, "path": str(path), "size_bytes": record["size_bytes"],
+    trt_check = record.get("tensorrt_check") or {"passed": True}
+    reason = None
+    if not trt_check["passed"]:
+        status = "failed-check"
+        reason = f"TensorRT {trt_check['tensorrt']}: {trt_check['problems'][0]} ({len(trt_check['problems'])} problems)"
+    return {"format": export_format.name, "status": status, "reason": reason, "path": str(path), "size_bytes": record["size_bytes"],
             "top1_agreement": parity["top1_agreement"], "max_abs_diff": parity["max_abs_diff"], "floor": floor,
             "reference": record["parity"]["reference"], "agreement_with_float": with_float["top1_agreement"],
             "precision": export_format.precision, "export_seconds": record["export_seconds"]}
@@ -221,13 +295,13 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
 
 def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat_dir: str | Path | None = None,
            dataset_override: dict | None = None) -> list[dict]:
-    from edge_fer.export.tensorrt import NO_GPU_MESSAGE, tensorrt_available, trtexec_available
+    from edge_fer.export.tensorrt import NO_GPU_MESSAGE
 
     formats = parse_formats(settings.formats)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)
-    gpu_here = tensorrt_available() or trtexec_available() is not None
+    gpu_here = any(f.needs_gpu for f in formats) and ctx.engine_builder.kind is not None
     skipped = [f.name for f in formats if f.needs_gpu and not gpu_here]
     results = []
     with ui.progress() as bar:
@@ -254,3 +328,89 @@ def export_guarded(ctx: ExportContext, export_format: ExportFormat, out: Path) -
     except Exception as error:  # a converter bug must not stop the other formats
         last = traceback.format_exception_only(type(error), error)[-1].strip()
         return {"format": export_format.name, "status": "failed", "reason": last[:500]}
+
+
+def engine_plan(source: Path, precision: str, target_name: str | None = None, builder: str | None = None,
+                tensorrt_version: str | None = None) -> dict:
+    """What `edge-fer engine` will do, without building: the ONNX it builds from, the TensorRT version and
+    builder, the rule check, the trtexec command line and the Python API settings."""
+    from edge_fer.export import tensorrt
+    from edge_fer.export.tensorrt_rules import check_tensorrt_file
+    from edge_fer.export.tensorrt_support import get_support
+    from edge_fer.targets import load_target
+
+    target = load_target(target_name) if target_name else None
+    plan = choose_engine_builder(target)
+    if builder == "trtexec" and plan.kind != "trtexec":
+        path = tensorrt.find_trtexec(target.tensorrt.trtexec if target else None)
+        plan = EngineBuilder("trtexec", plan.tensorrt or (tensorrt.trtexec_version(path) if path else None), path)
+    elif builder == "python-api":
+        plan = EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, plan.tensorrt)
+    if tensorrt_version:
+        plan.tensorrt = tensorrt_version
+    support = get_support(plan.tensorrt)
+    onnx_path = Path(source)
+    if onnx_path.is_dir():
+        onnx_path = onnx_path / f"model-{tensorrt.engine_source(precision, support)}.onnx"
+    if not onnx_path.is_file():
+        raise UserError(f"{onnx_path} does not exist (a TensorRT {support.label} {precision} engine is built from it)")
+    meta = read_metadata(onnx_path) or {}
+    size = int(meta.get("image_size") or _onnx_input_size(onnx_path))
+    input_name = _onnx_input_name(onnx_path)
+    if target is not None:
+        config = tensorrt.EngineBuildConfig.from_target(target, precision, size, input_name)
+        config.tensorrt = plan.tensorrt
+    else:
+        config = tensorrt.EngineBuildConfig(precision, image_size=size, input_name=input_name, tensorrt=plan.tensorrt)
+    dla = config.dla_core is not None
+    check = check_tensorrt_file(onnx_path, support, dla=dla, gpu_fallback=config.gpu_fallback)
+    trtexec = plan.trtexec or "trtexec"
+    return {"onnx": str(onnx_path), "precision": precision, "builder": plan.kind, "plan": plan, "tensorrt": support.label,
+            "gpu": tensorrt.gpu_info(), "rule_check": check.as_dict(), "meta": meta, "config": config,
+            "trtexec_command": tensorrt.trtexec_build_command(onnx_path, Path("ENGINE"), config, trtexec),
+            "python_api": {"network_flags": "EXPLICIT_BATCH" if support.explicit_batch_flag else "0 (explicit batch always)",
+                           "strongly_typed": support.strongly_typed, "builder_flags": config.builder_flags(),
+                           "workspace": ("set_memory_pool_limit(WORKSPACE, " if support.memory_pool_api
+                                         else "max_workspace_size = (") + f"{config.workspace_mb} MiB)",
+                           "builder_optimization_level": config.builder_optimization_level if support.optimization_level else None,
+                           "profile": [config.shape(config.min_batch), config.shape(config.opt_batch), config.shape(config.max_batch)],
+                           "dla_core": config.dla_core}}
+
+
+def _onnx_input_size(onnx_path: Path) -> int:
+    import onnx
+
+    dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[1].dim_value)
+
+
+def engine_from_onnx(plan: dict, out: Path, reference: Path | None = None, images: np.ndarray | None = None) -> dict:
+    """Build the engine a plan describes, write it and its metadata, and check it against a reference artifact
+    (onnx-fp32) on `images` at the exporter's floors."""
+    from edge_fer.export import tensorrt
+
+    if plan["builder"] is None:
+        raise UserError(tensorrt.NO_GPU_MESSAGE)
+    if not plan["rule_check"]["passed"]:
+        problems = plan["rule_check"]["problems"]
+        raise UserError(f"{plan['onnx']} fails the TensorRT {plan['tensorrt']} rules ({len(problems)}): {problems[0]}; "
+                        f"see `edge-fer check tensorrt {plan['onnx']}`")
+    config, onnx_path = plan["config"], Path(plan["onnx"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    built = build_engine_file(onnx_path, out, config, plan["plan"])
+    record = {**plan["meta"], "format": f"tensorrt-{config.precision}", "precision": config.precision, "runtime": "tensorrt",
+              "source_model": str(onnx_path), "source_model_sha256": file_sha256(onnx_path), "engine": built,
+              "file_sha256": file_sha256(out), "size_bytes": out.stat().st_size}
+    record.pop("tensorrt_check", None)
+    if reference is not None and images is not None:
+        from edge_fer.runtimes import runtime_for
+
+        with runtime_for(reference) as runner:
+            expected = run_batches(runner, images)
+        with runtime_for(out) as runner:
+            probabilities = run_batches(runner, images)
+        parity = agreement(record["format"], expected, probabilities).as_dict()
+        floor = DEFAULT_FLOORS[config.precision]
+        record["parity"] = {**parity, "floor": floor, "reference": str(reference), "images": int(len(images))}
+    write_metadata(out, record)
+    return record

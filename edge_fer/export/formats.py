@@ -34,6 +34,7 @@ FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("tflite-int8", ".tflite", "int8", "litert", "float", calibrated=True, options=("threads", "calibration_images")),
     ExportFormat("tflite-int8-qat", ".tflite", "int8", "litert", "qat", calibrated=True, options=("threads", "calibration_images")),
     ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",)),
+    ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",)),
     ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",)),
     ExportFormat("onnx-int8-ptq", ".onnx", "int8", "onnxruntime", "float", calibrated=True, options=("opset", "calibration_images")),
     ExportFormat("tensorrt-fp32", ".engine", "fp32", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS),

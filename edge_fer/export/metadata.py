@@ -23,9 +23,20 @@ def sidecar_path(artifact: str | Path) -> Path:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to .partial-<name>, then rename: a reader sees the whole file or none, and a failure (a full disk,
+    a read-only folder, a folder in the way) leaves nothing behind."""
+    from edge_fer.errors import UserError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name")
     temporary = path.with_name(f".partial-{path.name}")
-    temporary.write_bytes(payload)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_metadata(artifact: Path, record: dict) -> None:

@@ -1,7 +1,8 @@
 """TensorRT engines from ONNX: the Python builder API or `trtexec`, configured from a target profile.
 
 An engine belongs to the GPU and TensorRT version that built it, so the record beside it names both.
-Everything but the actual build runs without a GPU (and is tested so).
+Everything but the actual build runs without a GPU (and is tested so). What each TensorRT version accepts
+(builder flags, trtexec flags, strong typing) comes from one table, tensorrt_support.SUPPORT.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge_fer.errors import UserError
+from edge_fer.export.tensorrt_support import TensorRTSupport, get_support, version_from_trtexec_banner
 from edge_fer.targets import Target
 
 NO_GPU_MESSAGE = "no NVIDIA GPU with TensorRT here; engines must be built on the device that runs them"
+
+
+JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"  # where JetPack installs trtexec (not on PATH)
 
 
 @dataclass
@@ -30,6 +35,7 @@ class EngineBuildConfig:
     min_batch: int = 1
     opt_batch: int = 1
     max_batch: int = 8
+    tensorrt: str | None = None  # the TensorRT version that builds it (None: the table's default, 10.x)
 
     @classmethod
     def from_target(cls, target: Target, precision: str, image_size: int, input_name: str = "pixels", **overrides):
@@ -41,38 +47,54 @@ class EngineBuildConfig:
             raise UserError(f"target {target.name} has {target.device.dla_cores} DLA cores; dla_core {dla_core} does not exist")
         if dla_core is not None and precision == "fp32":
             dla_core = None  # DLA runs fp16 and int8 only
+        batches = (settings.min_batch, settings.opt_batch, settings.max_batch)
+        if dla_core is not None:
+            batches = (1, 1, 1)  # DLA needs min = opt = max; a dynamic profile sends every layer to the GPU
         config = cls(precision=precision, workspace_mb=settings.workspace_mb, dla_core=dla_core,
                      gpu_fallback=settings.gpu_fallback, builder_optimization_level=settings.builder_optimization_level,
                      timing_cache=settings.timing_cache, input_name=input_name, image_size=image_size,
-                     min_batch=settings.min_batch, opt_batch=settings.opt_batch, max_batch=settings.max_batch)
+                     min_batch=batches[0], opt_batch=batches[1], max_batch=batches[2], tensorrt=target.device.tensorrt)
         for key, value in overrides.items():
             if value is not None:
                 setattr(config, key, value)
         return config
+
+    @property
+    def support(self) -> TensorRTSupport:
+        return get_support(self.tensorrt)
 
     def shape(self, batch: int) -> tuple[int, int, int, int]:
         return (batch, self.image_size, self.image_size, 3)
 
     def builder_flags(self) -> list[str]:
         """Names of trt.BuilderFlag to set. INT8 comes with FP16 so layers outside Q/DQ pairs (softmax) may
-        run in half precision rather than fall back to fp32."""
-        flags = {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[self.precision]
+        run in half precision rather than fall back to fp32. A strongly typed TensorRT (11.x) has neither flag:
+        the ONNX's own types decide (an fp16 ONNX for fp16, the QDQ file for int8)."""
+        flags = [] if self.support.strongly_typed else {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[self.precision]
         if self.dla_core is not None and self.gpu_fallback:
             flags.append("GPU_FALLBACK")
         return flags
 
 
+def engine_source(precision: str, support: TensorRTSupport) -> str:
+    """The ONNX export format an engine of this precision is built from."""
+    if precision == "int8":
+        return "onnx-int8-qdq"
+    return "onnx-fp16" if precision == "fp16" and support.strongly_typed else "onnx-fp32"
+
+
 def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str = "trtexec") -> list[str]:
-    """The trtexec command line that builds the same engine as the Python API (an argument list, no shell)."""
+    """The trtexec command line that builds the same engine as the Python API (an argument list, no shell),
+    with only the flags config.tensorrt's trtexec parses."""
+    support = config.support
     shape = lambda batch: f"{config.input_name}:" + "x".join(map(str, config.shape(batch)))  # noqa: E731
-    command = [trtexec, f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
-               f"--memPoolSize=workspace:{config.workspace_mb}M",
+    workspace = f"--memPoolSize=workspace:{config.workspace_mb}M" if support.memory_pool_api else f"--workspace={config.workspace_mb}"
+    command = [trtexec, f"--onnx={onnx_path}", f"--saveEngine={engine_path}", workspace,
                f"--minShapes={shape(config.min_batch)}", f"--optShapes={shape(config.opt_batch)}",
-               f"--maxShapes={shape(config.max_batch)}", f"--builderOptimizationLevel={config.builder_optimization_level}"]
-    if config.precision == "fp16":
-        command.append("--fp16")
-    elif config.precision == "int8":
-        command += ["--int8", "--fp16"]
+               f"--maxShapes={shape(config.max_batch)}"]
+    if support.optimization_level:
+        command.append(f"--builderOptimizationLevel={config.builder_optimization_level}")
+    command += [f"--{flag.lower()}" for flag in config.builder_flags() if flag in ("FP16", "INT8")]
     if config.dla_core is not None:
         command.append(f"--useDLACore={config.dla_core}")
         if config.gpu_fallback:
@@ -85,14 +107,16 @@ def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuil
 def trtexec_bench_command(engine_path: Path, config: EngineBuildConfig, batch: int = 1, duration_s: int = 10,
                           warmup_ms: int = 500, trtexec: str = "trtexec") -> list[str]:
     shape = f"{config.input_name}:" + "x".join(map(str, config.shape(batch)))
+    percentiles = "90,95,99" if config.support.percentile_list else "99"
     command = [trtexec, f"--loadEngine={engine_path}", f"--shapes={shape}", f"--warmUp={warmup_ms}",
-               f"--duration={duration_s}", "--percentile=90,95,99", "--useSpinWait"]
+               f"--duration={duration_s}", f"--percentile={percentiles}", "--useSpinWait"]
     if config.dla_core is not None:
         command.append(f"--useDLACore={config.dla_core}")
     return command
 
 
 def tensorrt_available() -> bool:
+    """The TensorRT Python package and an NVIDIA GPU."""
     try:
         import tensorrt  # noqa: F401
     except ImportError:
@@ -100,8 +124,21 @@ def tensorrt_available() -> bool:
     return gpu_info() is not None
 
 
-def trtexec_available() -> str | None:
-    return shutil.which("trtexec") or next((p for p in ("/usr/src/tensorrt/bin/trtexec",) if Path(p).is_file()), None)
+def find_trtexec(configured: str | None = None) -> str | None:
+    """The trtexec to run: the target's `trtexec` path, then PATH, then JetPack's /usr/src/tensorrt/bin."""
+    if configured:
+        return configured if Path(configured).is_file() else None
+    return shutil.which("trtexec") or (JETPACK_TRTEXEC if Path(JETPACK_TRTEXEC).is_file() else None)
+
+
+
+def trtexec_version(trtexec: str) -> str | None:
+    """The version a trtexec reports in its banner ('&&&& RUNNING TensorRT.trtexec [TensorRT v8602]')."""
+    try:
+        result = subprocess.run([trtexec, "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return version_from_trtexec_banner(result.stdout + result.stderr)
 
 
 def gpu_info() -> dict | None:
@@ -117,18 +154,23 @@ def gpu_info() -> dict | None:
     return {"gpu": name, "compute_capability": capability, "driver": driver}
 
 
-def engine_record(config: EngineBuildConfig, builder: str) -> dict:
-    """What makes an engine valid: the GPU and TensorRT version that built it, and how."""
-    import tensorrt as trt
-
-    return {"tensorrt": trt.__version__, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config)}
+def engine_record(config: EngineBuildConfig, builder: str, tensorrt_version: str | None) -> dict:
+    """What makes an engine valid: the GPU and TensorRT version that built it, and how. The version is the
+    builder's own (the Python package's, or the one trtexec printed), so a trtexec build needs no Python TensorRT."""
+    return {"tensorrt": tensorrt_version, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config)}
 
 
 def configure_builder(trt, builder, network, config: EngineBuildConfig):
-    """A trt.IBuilderConfig for `config` (workspace, precision flags, DLA, profile, timing cache)."""
+    """A trt.IBuilderConfig for `config` (workspace, precision flags, DLA, profile, timing cache), using only
+    the API the installed TensorRT has (config.tensorrt is that version)."""
+    support = config.support
     builder_config = builder.create_builder_config()
-    builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
-    builder_config.builder_optimization_level = config.builder_optimization_level
+    if support.memory_pool_api:
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, config.workspace_mb << 20)
+    else:
+        builder_config.max_workspace_size = config.workspace_mb << 20
+    if support.optimization_level:
+        builder_config.builder_optimization_level = config.builder_optimization_level
     for flag in config.builder_flags():
         builder_config.set_flag(getattr(trt.BuilderFlag, flag))
     if config.dla_core is not None:
@@ -144,14 +186,19 @@ def configure_builder(trt, builder, network, config: EngineBuildConfig):
     return builder_config, timing_cache
 
 
+def network_flags(trt, support: TensorRTSupport) -> int:
+    """8.x needs EXPLICIT_BATCH; 10.x removed implicit batch (the flag is 0); 11.x is strongly typed always."""
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if support.explicit_batch_flag else 0
+
+
 def onnx_to_engine(onnx_path: Path, config: EngineBuildConfig) -> bytes:
-    """Build a serialized engine with the TensorRT Python API."""
+    """Build a serialized engine with the installed TensorRT's Python API."""
     import tensorrt as trt
 
+    config.tensorrt = trt.__version__
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    explicit_batch = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(explicit_batch)
+    network = builder.create_network(network_flags(trt, config.support))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -165,11 +212,12 @@ def onnx_to_engine(onnx_path: Path, config: EngineBuildConfig) -> bytes:
     return bytes(serialized)
 
 
-def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBuildConfig) -> str:
+def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str | None = None) -> str:
     """Build with trtexec (where that is what the device has); returns trtexec's log."""
-    trtexec = trtexec_available()
+    trtexec = trtexec or find_trtexec()
     if trtexec is None:
-        raise UserError("trtexec is not on PATH; install TensorRT or set use_trtexec = false in the target")
+        raise UserError(f"trtexec not found on PATH or at {JETPACK_TRTEXEC}; install TensorRT or set "
+                        "trtexec = PATH in the target's [tensorrt] section")
     result = subprocess.run(trtexec_build_command(onnx_path, engine_path, config, trtexec), capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"trtexec failed ({result.returncode}): {result.stdout[-2000:]}{result.stderr[-2000:]}")

@@ -19,6 +19,7 @@ class QatConfig:
     seed: int = 0
     freeze_batchnorm: bool = True
     calibration_steps: int = 500  # forward passes that settle the quantization ranges before fine-tuning
+    symmetric: bool = True  # activation zero points 0, as TensorRT requires; false: tfmot's asymmetric default
     fake_quant: bool = True  # false: the same fine-tune in float, a control that tells QAT's gain from extra training
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     out: str = "runs/qat"

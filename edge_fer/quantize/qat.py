@@ -5,6 +5,10 @@ splits SeparableConv2D. Our input scaling (Rescaling) and the per-sample attenti
 an output-only QuantizeConfig: their inputs are already quantized by the layer before, their outputs get a
 learned 8-bit range. Ranges inside the attention (scores, softmax) are left to the converter's calibration
 on real images, so the converted TFLite is fully integer.
+
+Activation ranges are symmetric by default (zero point 0): TensorRT's explicit quantization accepts no other
+(onnx-tensorrt rejects a non-zero zero point on every QuantizeLinear/DequantizeLinear), and training with the
+scheme the GPU will run lets QAT adapt to it. tfmot's own default is asymmetric; `qat.symmetric = false` keeps it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ quantizers = tfmot.quantization.keras.quantizers
 
 
 class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
-    """No weights to quantize; one asymmetric 8-bit range on the layer's output."""
+    """No weights to quantize; one 8-bit range on the layer's output (made symmetric by make_symmetric)."""
 
     def get_weights_and_quantizers(self, layer):
         return []
@@ -54,7 +58,30 @@ def annotate(layer):
     return layer
 
 
-def make_qat_model(model):
+def activation_quantizers(model) -> list:
+    """Every activation quantizer tfmot placed: the input's, each layer's activations and outputs."""
+    found = []
+    for layer in model.layers:
+        found.append(getattr(layer, "quantizer", None))  # QuantizeLayer (the model input)
+        found += [activation.quantizer for activation in getattr(layer, "_quantize_activations", [])]
+        found += list(getattr(layer, "_output_quantizers", []))
+    return [quantizer for quantizer in found if quantizer is not None]
+
+
+def make_symmetric(model) -> int:
+    """Symmetric ranges on every activation and output quantizer; returns how many. tfmot reads `symmetric` on
+    each call, so this takes effect on the next forward pass: min = -max·128/127, which the converters turn into
+    int8 zero point 0. Weight quantizers are symmetric already (tfmot's LastValueQuantizer, narrow range). The
+    model input's quantizer (raw pixels 0-255, exact in int8 only at zero point -128) stays as it is: the
+    TensorRT export drops that pair and lets the input scaling run in float."""
+    changed = [quantizer for quantizer in activation_quantizers(model)
+               if isinstance(quantizer, quantizers.MovingAverageQuantizer)]
+    for quantizer in changed:
+        quantizer.symmetric = True
+    return len(changed)
+
+
+def make_qat_model(model, symmetric: bool = True):
     """A QAT copy of a float Keras model (same weights), fake-quantized everywhere."""
     if any(isinstance(layer, keras.layers.Attention) for layer in model.layers):
         from edge_fer.errors import UserError
@@ -64,7 +91,10 @@ def make_qat_model(model):
     annotated.set_weights(model.get_weights())
     annotated = tfmot.quantization.keras.quantize_annotate_model(annotated)
     with quantize_scope():
-        return tfmot.quantization.keras.quantize_apply(annotated)
+        qat_model = tfmot.quantization.keras.quantize_apply(annotated)
+    if symmetric:
+        make_symmetric(qat_model)
+    return qat_model
 
 
 FLOAT_FILE, WEIGHTS_FILE = "float.keras", "qat.weights.h5"
@@ -137,16 +167,17 @@ def load_qat_model(folder):
     from pathlib import Path
 
     from edge_fer.errors import UserError
-    from edge_fer.train.trainer import load_model
+    from edge_fer.models.loading import load_model
 
     folder = Path(folder)
     if not (folder / WEIGHTS_FILE).is_file() or not (folder / FLOAT_FILE).is_file():
         raise UserError(f"{folder} is not a QAT model folder ({FLOAT_FILE} and {WEIGHTS_FILE}); run `edge-fer qat` first")
     float_model, _ = load_model(folder / FLOAT_FILE)
-    model = make_qat_model(float_model)
-    model.load_weights(str(folder / WEIGHTS_FILE))
     meta_path = folder / "model.json"
-    return model, (json.loads(meta_path.read_text()) if meta_path.is_file() else {})
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    model = make_qat_model(float_model, symmetric=(meta.get("qat_config") or {}).get("symmetric", False))
+    model.load_weights(str(folder / WEIGHTS_FILE))
+    return model, meta
 
 
 
@@ -164,7 +195,8 @@ def run_qat(config) -> dict:
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.trainer import load_model, save_model, train_valid_test, write_json
+    from edge_fer.train.trainer import save_model, train_valid_test, write_json
+    from edge_fer.models.loading import load_model
 
     started = time.perf_counter()
     float_model, meta = load_model(config.model)
@@ -176,7 +208,7 @@ def run_qat(config) -> dict:
     train, valid, test = train_valid_test(dataset, data.validation_fraction, config.seed)
     size = int(float_model.input_shape[1])
     keras.utils.set_random_seed(config.seed)
-    qat_model = make_qat_model(float_model) if config.fake_quant else float_model
+    qat_model = make_qat_model(float_model, config.symmetric) if config.fake_quant else float_model
     if config.freeze_batchnorm:
         freeze_batchnorm(qat_model)
     soft = dataset.label_mode == "probability"

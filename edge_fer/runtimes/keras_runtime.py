@@ -1,4 +1,4 @@
-"""The float reference: a saved Keras model (safe mode)."""
+"""The float reference: a saved Keras model, rebuilt from the registry with its weights (no code from the file)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ class KerasRunner(Runner):
     name = "keras"
 
     def _load(self) -> None:
-        from edge_fer.train.trainer import load_model
+        from edge_fer.models.loading import load_model
 
         self.model, self.meta = load_model(self.path)
         _, height, width, channels = self.model.input_shape

@@ -11,8 +11,14 @@ def _cudart():
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
-        from cuda import cudart
+        try:
+            from cuda import cudart
+        except ImportError:
+            raise RuntimeError("the TensorRT runtime needs cuda-python: pip install 'edge-fer[tensorrt]'") from None
     return cudart
+
+
+TENSOR_API_SINCE = (8, 5)  # get_tensor_name / set_tensor_address / execute_async_v3
 
 
 def _check(result):
@@ -28,6 +34,10 @@ class TensorRTRunner(Runner):
     def _load(self) -> None:
         import tensorrt as trt
 
+        major, minor = (int(part) for part in trt.__version__.split(".")[:2])
+        if (major, minor) < TENSOR_API_SINCE:
+            raise RuntimeError(f"TensorRT {trt.__version__} has no name-based tensor API (8.5+); benchmark this "
+                               "device's engines with trtexec (use_trtexec = true in its target)")
         self.trt = trt
         self.cudart = _cudart()
         logger = trt.Logger(trt.Logger.WARNING)

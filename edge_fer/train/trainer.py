@@ -24,6 +24,7 @@ from edge_fer.config import save_toml, to_dict
 from edge_fer.data import FerDataset, load_dataset
 from edge_fer.data.base import Split
 from edge_fer.errors import UserError
+from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig
 
 PREPROCESSING = {
@@ -308,21 +309,3 @@ def write_json(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def load_model(path: str | Path):
-    """Load a saved model in safe mode (no arbitrary code), with its model.json where one sits beside it."""
-    import tf_keras as keras
-
-    import edge_fer.models.layers  # noqa: F401  (registers the custom layers)
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise UserError(f"model file {path} does not exist; pass a model.keras or the folder that holds it")
-    try:
-        model = keras.models.load_model(str(path), compile=False, safe_mode=True)
-    except (ValueError, OSError, TypeError) as error:
-        raise UserError(f"cannot load {path} as a Keras model: {str(error).splitlines()[0]}") from None
-    meta_path = path.with_name("model.json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return model, meta

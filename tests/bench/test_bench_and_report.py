@@ -64,12 +64,19 @@ def test_each_artifact_has_a_status_and_the_run_goes_on(exported, tmp_path, caps
     _, results = exported
     broken = tmp_path / "model-tflite-fp32.tflite"
     broken.write_bytes(b"not a flatbuffer")
-    code = main(["bench", str(broken), str(tmp_path / "missing.onnx"), results["onnx-fp32"]["path"], "--target", "host-cpu",
+    code = main(["bench", str(broken), results["onnx-fp32"]["path"], "--target", "host-cpu",
                  "--store", str(tmp_path / "s.sqlite"), *QUICK, "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert [row["status"] for row in rows] == ["failed", "failed", "passed"]
-    assert rows[1]["reason"] == "file does not exist" and rows[0]["reason"]
+    assert [row["status"] for row in rows] == ["failed", "passed"] and rows[0]["reason"]
+
+
+def test_a_missing_artifact_is_a_one_line_error_before_measuring(exported, tmp_path, capsys):
+    _, results = exported
+    code = main(["bench", str(tmp_path / "missing.onnx"), results["onnx-fp32"]["path"], "--store", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "artifact does not exist" in err and "missing.onnx" in err
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 def test_target_refuses_formats_it_does_not_run(exported, tmp_path, capsys):
@@ -77,3 +84,41 @@ def test_target_refuses_formats_it_does_not_run(exported, tmp_path, capsys):
     code = main(["bench", results["tflite-int8"]["path"], "--target", "rtx-4090", "--store", str(tmp_path / "s.sqlite"), "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert code == 1 and rows[0]["status"] == "failed" and "does not run tflite-int8" in rows[0]["reason"]
+
+
+def test_a_missing_trtexec_fails_its_rows_and_the_run_goes_on(exported, tmp_path):
+    """JetPack puts trtexec in /usr/src/tensorrt/bin; where it is not found either, the engine's row is failed
+    with the reason and the other artifacts are still measured."""
+    _, results = exported
+    target = tmp_path / "gpu-box.toml"
+    target.write_text('kind = "gpu"\naccess = "local"\nformats = ["tensorrt-fp16", "onnx-fp32"]\n'
+                      '[device]\ntensorrt = "8.5.2"\n'
+                      f'[tensorrt]\nprecisions = ["fp16"]\nuse_trtexec = true\ntrtexec = "{tmp_path / "no-trtexec"}"\n')
+    engine = tmp_path / "model-tensorrt-fp16.engine"
+    engine.write_bytes(b"not really an engine")
+    (tmp_path / "model-tensorrt-fp16.engine.json").write_text(json.dumps({"format": "tensorrt-fp16", "image_size": 64}))
+    database = tmp_path / "results.sqlite"
+    code = main(["bench", str(engine), results["onnx-fp32"]["path"], "--target", str(target), "--store", str(database), *QUICK])
+    rows = {row["format"]: row for row in store.fetch(database)}
+    assert code == 1
+    assert rows["tensorrt-fp16"]["status"] == "failed" and "trtexec not found" in rows["tensorrt-fp16"]["reason"]
+    assert rows["onnx-fp32"]["status"] == "passed" and rows["onnx-fp32"]["p50_ms"] > 0
+
+
+@pytest.mark.parametrize("kind", ["directory", "corrupt", "foreign"])
+def test_a_bad_store_fails_before_any_measuring(tmp_path, capsys, kind):
+    import sqlite3
+
+    path = tmp_path / "results.sqlite"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "corrupt":
+        path.write_bytes(b"this is not a database" * 100)
+    else:
+        with sqlite3.connect(path) as connection:
+            connection.execute("CREATE TABLE measurements (id INTEGER PRIMARY KEY, colour TEXT)")
+    artifact = tmp_path / "model-tflite-fp32.tflite"
+    artifact.write_bytes(b"never measured")
+    assert main(["bench", str(artifact), "--store", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "results store" in err and "Traceback" not in err

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_fer.bench import store
-from edge_fer.bench.remote import build_bundle, ssh_command
+from edge_fer.bench.remote import MARKER, build_bundle, remote_root, ssh_command
 from edge_fer.cli import main
 from edge_fer.targets import Target, load_target
 
@@ -60,7 +60,7 @@ def loopback_target(tmp_path_factory):
     target_file.write_text(
         f'description = "loopback SSH test target"\nkind = "cpu"\naccess = "ssh"\nssh = "{getpass.getuser()}@127.0.0.1"\n'
         f'ssh_port = {port}\nssh_key = "{folder / "client_key"}"\nknown_hosts = "{folder / "known_hosts"}"\n'
-        f'remote_dir = "{folder / "remote"}"\npython = "{sys.executable}"\nthreads = 1\n')
+        f'remote_dir = "loopback-test"\npython = "{sys.executable}"\nthreads = 1\n')
     yield target_file
     server.terminate()
     server.wait(timeout=10)
@@ -77,8 +77,8 @@ def test_bench_over_ssh(loopback_target, exported, tmp_path, capsys):
     rows = store.fetch(database)
     assert [row["status"] for row in rows] == ["passed", "passed"]
     assert all(row["target"] == "loopback" and row["p50_ms"] > 0 and row["accuracy"] is not None for row in rows)
-    remote = Path(load_target(str(loopback_target)).remote_dir)
-    assert (remote / "lib" / "edge_fer" / "bench" / "device_runner.py").is_file()
+    remote = Path.home() / remote_root(load_target(str(loopback_target)))
+    assert (remote / "lib" / "edge_fer" / "bench" / "device_runner.py").is_file() and (remote / MARKER).is_file()
     assert (remote / "artifacts" / Path(artifacts[0]).name).is_file()
 
 
@@ -99,7 +99,40 @@ def test_the_remote_command_is_one_quoted_string():
     target = Target(name="t", access="ssh", ssh="me@host", ssh_port=2222)
     command = ssh_command(target, ["echo", "a; rm -rf /", "$(whoami)"])
     assert command[:3] == ["ssh", "-p", "2222"] and "StrictHostKeyChecking=yes" in command
-    assert command[-1] == "echo 'a; rm -rf /' '$(whoami)'" and command[-3:-1] == ["me@host", "--"]
+    assert command[-1] == "echo 'a; rm -rf /' '$(whoami)'" and command[-3:-1] == ["--", "me@host"]
+
+
+@pytest.mark.parametrize("line,message", [
+    ('ssh = "-V"', "is not user@host"),
+    ('ssh = "me@host -oProxyCommand=touch"', "is not user@host"),
+    ('ssh = "-oProxyCommand=x@host"', "is not user@host"),
+    ('ssh = "me@host"\nremote_dir = "/etc"', "must be a plain folder name"),
+    ('ssh = "me@host"\nremote_dir = "../.."', "must be a plain folder name"),
+    ('ssh = "me@host"\nssh_port = 0', "ssh_port must be from 1 to 65535"),
+    ('ssh = "me@host"\npython = "-c import os"', "must be a program name or path"),
+])
+def test_hostile_ssh_settings_are_refused_before_anything_runs(tmp_path, line, message):
+    from edge_fer.errors import UserError
+
+    path = tmp_path / "hostile.toml"
+    path.write_text(f'access = "ssh"\n{line}\n')
+    with pytest.raises(UserError, match=message):
+        load_target(str(path))
+
+
+def test_a_remote_folder_not_made_by_edge_fer_is_never_replaced(loopback_target, exported, tmp_path, capsys):
+    _, results = exported
+    foreign = Path.home() / ".edge_fer" / "bundles" / "someone-elses"
+    foreign.mkdir(parents=True, exist_ok=True)
+    (foreign / "precious.txt").write_text("keep me")
+    target_file = tmp_path / "foreign.toml"
+    target_file.write_text(loopback_target.read_text().replace('remote_dir = "loopback-test"', 'remote_dir = "someone-elses"'))
+    try:
+        code = main(["bench", results["onnx-fp32"]["path"], "--target", str(target_file), "--store", str(tmp_path / "s.sqlite")])
+        assert code == 2 and "was not made by edge-fer; refusing to replace it" in capsys.readouterr().err
+        assert (foreign / "precious.txt").read_text() == "keep me"
+    finally:
+        shutil.rmtree(foreign)
 
 
 def test_bundle_runs_by_hand(exported, tmp_path, capsys):
@@ -116,3 +149,12 @@ def test_bundle_runs_by_hand(exported, tmp_path, capsys):
     result_files = list((tmp_path / "unpacked").glob("results-*.json"))
     assert len(result_files) == 1 and '"single_stream"' in result_files[0].read_text()
     assert build_bundle([]).startswith(b"\x1f\x8b")
+
+
+def test_bundles_store_contents_not_links(exported, tmp_path):
+    _, results = exported
+    link = tmp_path / "model-onnx-fp32.onnx"
+    link.symlink_to(results["onnx-fp32"]["path"])
+    with tarfile.open(fileobj=__import__("io").BytesIO(build_bundle([link]))) as tar:
+        member = tar.getmember("artifacts/model-onnx-fp32.onnx")
+        assert member.isfile() and not member.issym() and member.size == Path(results["onnx-fp32"]["path"]).stat().st_size

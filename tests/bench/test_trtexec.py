@@ -53,3 +53,18 @@ def test_not_a_trtexec_log(tmp_path):
     with pytest.raises(UserError, match="no trtexec performance summary"):
         parse_trtexec_file(tmp_path / "x.log")
     assert parse_trtexec("")["throughput_qps"] is None
+
+
+def test_json_output_is_strict_for_absurd_logs(tmp_path, capsys):
+    import json
+
+    from edge_fer.cli import main
+
+    log = tmp_path / "absurd.log"
+    log.write_text("[11/28/2026-10:00:00] [I] Throughput: 1e999 qps\n"
+                   "[11/28/2026-10:00:00] [I] Latency: min = 1e999 ms, max = 2 ms, mean = 1 ms, median = 1 ms\n")
+    assert main(["trtexec", "parse", str(log), "--json"]) == 0
+    text = capsys.readouterr().out
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON, which every parser reads
+    parsed = json.loads(text)
+    assert parsed["throughput_qps"] is None and parsed["latency_ms"]["min"] is None and parsed["latency_ms"]["max"] == 2.0

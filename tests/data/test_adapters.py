@@ -100,3 +100,23 @@ def test_imagefolder_mixed_sizes_need_image_size(tmp_path):
     with pytest.raises(DataError, match="--image-size"):
         load_dataset("imagefolder", tmp_path)
     assert load_dataset("imagefolder", tmp_path, image_size=16).image_shape == (16, 16, 3)
+
+
+def test_a_huge_image_is_refused_by_its_header_before_decoding(tmp_path):
+    """A 20000x20000 PNG decompresses to 400 MB (1.2 GB as RGB); its header says so in a few bytes."""
+    import zlib
+    import struct
+
+    from edge_fer.data.images import check_image_file, decode_image
+    from edge_fer.errors import DataError
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    for side in (20000, 7000):  # above Pillow's own bomb limit, and above ours only
+        header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+        path = tmp_path / f"bomb-{side}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+        for read in (lambda: decode_image(path, 1, 64), lambda: check_image_file(path)):
+            with pytest.raises(DataError, match="above the 40,000,000-pixel limit"):
+                read()

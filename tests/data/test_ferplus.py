@@ -94,3 +94,27 @@ def test_real_ferplus_argmax_is_close_to_the_patt_lite_split_sizes():
     sizes = [len(argmax.splits[s]) for s in ("train", "valid", "test")]
     for got, paper in zip(sizes, [28558, 3579, 3573]):
         assert abs(got - paper) <= 5
+
+
+@pytest.mark.parametrize("row,message", [
+    ('/etc/passwd,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0', "must be a file name inside the split folder"),
+    ('../../outside.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0', "must be a file name inside the split folder"),
+    ('fer0000000.png,"(0, 0, 48, 48)",0,1e30,0,0,0,0,0,0,1,0', "vote counts must be whole numbers"),
+    ('fer0000000.png,"(0, 0, 48, 48)",0,99999999,0,0,0,0,0,0,1,0', "vote counts must be from 0 to 1000"),
+])
+def test_hostile_label_rows_are_one_line_errors(tmp_path, row, message):
+    from edge_fer.errors import DataError
+
+    root = make_ferplus(tmp_path / "ferplus")
+    (root / "FER2013Train" / "label.csv").write_text(row + "\n")
+    with pytest.raises(DataError, match=message):
+        load_dataset("ferplus", root)
+
+
+def test_a_binary_label_file_is_a_one_line_error(tmp_path):
+    from edge_fer.errors import DataError
+
+    root = make_ferplus(tmp_path / "ferplus")
+    (root / "FER2013Train" / "label.csv").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        load_dataset("ferplus", root)

@@ -39,3 +39,19 @@ def test_cv2_resize_agrees_with_tensorflow_bilinear():
     ours = to_model_input(images, 56)
     theirs = tf.image.resize(tf.repeat(tf.cast(images, tf.float32), 3, axis=-1), [56, 56]).numpy()
     assert np.abs(ours - np.round(theirs)).max() <= 1.0
+
+
+def test_augmentation_is_the_same_in_every_run_with_one_seed_and_new_every_epoch():
+    from edge_fer.data import load_dataset
+
+    split = load_dataset("synthetic", train_count=64, valid_count=7, test_count=7, image_size=40).splits["train"]
+    augment = AugmentConfig(flip=True, contrast=0.3, zoom=0.2, brightness=0.1)
+
+    def two_epochs():
+        dataset = make_dataset(split, 40, 16, training=True, seed=3, augment=augment)
+        return [np.concatenate([batch.numpy() for batch, _ in dataset]) for _ in range(2)]
+
+    first, second = two_epochs(), two_epochs()
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    assert not np.array_equal(first[0], first[1])

@@ -7,7 +7,7 @@ import pytest
 from edge_fer.cli import main
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
-from edge_fer.export.exporter import BUILDERS, ENGINE_SOURCES, ExportSettings, export
+from edge_fer.export.exporter import BUILDERS, EngineBuilder, ExportSettings, export
 from edge_fer.export.formats import export_formats, get_format, parse_formats
 from edge_fer.export.metadata import file_sha256, read_metadata
 from edge_fer.runtimes import runtime_for
@@ -16,9 +16,12 @@ CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]
 
 
 def test_every_format_has_one_builder():
+    from edge_fer.export.tensorrt import engine_source
+    from edge_fer.export.tensorrt_support import SUPPORT
+
     for export_format in export_formats():
         if export_format.needs_gpu:
-            assert get_format(ENGINE_SOURCES[export_format.name]).suffix == ".onnx"
+            assert {get_format(engine_source(export_format.precision, row)).suffix for row in SUPPORT} == {".onnx"}
         else:
             assert export_format.name in BUILDERS
     assert [f.name for f in parse_formats("cpu")] == CPU_FORMATS
@@ -34,7 +37,7 @@ def test_every_cpu_format_exports_and_agrees(exported):
         assert result["status"] == "passed", result
         floor = 0.99 if get_format(name).precision in ("fp32", "fp16", "dynamic") else 0.97
         assert result["top1_agreement"] >= floor, result
-    assert {results[n]["status"] for n in ("tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")} == {"skipped"}
+    assert not any(name.startswith("tensorrt") for name in results)  # the fixture exports CPU formats only
     for name in ("tflite-int8-qat", "onnx-int8-qdq"):  # checked against the QAT model, float agreement beside it
         assert results[name]["reference"] == "keras QAT model" and results[name]["agreement_with_float"] >= 0.9
     assert results["tflite-int8"]["reference"] == "keras float model"
@@ -96,7 +99,9 @@ def test_onnx_qdq_wraps_every_conv_and_matmul_and_matches_tflite_qat(exported):
     with runtime_for(root / "artifacts" / "model-tflite-int8-qat.tflite") as tflite_runner:
         tflite_probabilities = run_batches(tflite_runner, images)
     result = agreement("qdq-vs-qat", tflite_probabilities, onnx_probabilities)
-    assert result.top1_agreement >= 0.98 and result.max_abs_diff < 0.1, result
+    # the TensorRT form gives the few ranges the converter calibrated (softmax outputs, fixed at zero point -128
+    # in TFLite) the symmetric range over the same values, half the resolution: probabilities move a little more
+    assert result.top1_agreement >= 0.98 and result.max_abs_diff < 0.3 and result.mean_abs_diff < 0.01, result
 
 
 def test_every_artifact_carries_its_metadata(exported):
@@ -134,7 +139,10 @@ def test_qat_formats_without_a_qat_model_fail_and_the_rest_go_on(exported, tmp_p
     assert not list(tmp_path.glob(".partial-*"))
 
 
-def test_cli_says_no_gpu_in_one_line_and_exports_the_rest(exported, tmp_path, capsys):
+def test_cli_says_no_gpu_in_one_line_and_exports_the_rest(exported, tmp_path, capsys, monkeypatch):
+    from edge_fer.export import exporter
+
+    monkeypatch.setattr(exporter, "choose_engine_builder", lambda target: EngineBuilder(None, None))  # as on a CPU machine
     root, _ = exported
     code = main(["export", str(root / "float"), "--out", str(tmp_path), "--formats", "onnx-fp32,tensorrt-fp32,tensorrt-fp16",
                  "--parity-images", "20", "--calibration-images", "8"])
@@ -145,9 +153,31 @@ def test_cli_says_no_gpu_in_one_line_and_exports_the_rest(exported, tmp_path, ca
     assert (tmp_path / "model-onnx-fp32.onnx").is_file()
 
 
-def test_onnxruntime_runs_the_qdq_convolutions_in_int8(exported, tmp_path):
-    """A ReLU6 range that starts below 0 keeps a Clip before each QuantizeLinear; onnxruntime then cannot fuse
-    the conv into QLinearConv and runs it in float (the QDQ file was 13x slower than the PTQ one)."""
+def test_a_target_on_tensorrt_8_2_gets_opset_13_and_its_rule_check(exported, tmp_path):
+    root, _ = exported
+    settings = ExportSettings(formats="onnx-fp32", parity_images=20, target="jetson-nano")
+    [result] = export(root / "float", tmp_path, settings)
+    assert result["status"] == "passed", result
+    model = onnx.load(result["path"])
+    assert max(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")) == 13
+    assert read_metadata(result["path"])["tensorrt_check"] == {"tensorrt": "8.2", "passed": True, "problems": [], "notes": []}
+
+
+def test_onnx_that_fails_the_tensorrt_rules_is_failed_check(exported, tmp_path, monkeypatch):
+    from edge_fer.export import converters
+
+    root, _ = exported
+    monkeypatch.setattr(converters, "qdq_to_tensorrt_qdq", lambda model: model)  # the raw TFLite-derived graph
+    settings = ExportSettings(formats="onnx-int8-qdq", calibration_images=16, parity_images=20)
+    [result] = export(root / "float", tmp_path, settings, qat_dir=root / "qat")
+    assert result["status"] == "failed-check" and result["reason"].startswith("TensorRT 10.x: ")
+    assert "keep biases float" in result["reason"] or "zero point" in result["reason"]
+
+
+def test_onnxruntime_runs_the_tensorrt_form_qdq_file(exported, tmp_path):
+    """Symmetric ReLU ranges (TensorRT's only kind) keep the Relu before each QuantizeLinear, so onnxruntime's CPU
+    provider fuses few convolutions into QLinearConv and runs the rest in float between Q/DQ pairs: the file is
+    for TensorRT; on a CPU the int8 TFLite files are the fast ones. It still runs, with every Conv kept."""
     import onnxruntime
 
     root, _ = exported
@@ -157,4 +187,4 @@ def test_onnxruntime_runs_the_qdq_convolutions_in_int8(exported, tmp_path):
     onnxruntime.InferenceSession(str(root / "artifacts" / "model-onnx-int8-qdq.onnx"), options,
                                  providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
-    assert ops.count("QLinearConv") >= 0.8 * (ops.count("QLinearConv") + ops.count("Conv") + ops.count("FusedConv"))
+    assert ops.count("QLinearConv") + ops.count("Conv") + ops.count("FusedConv") >= 20

@@ -4,7 +4,7 @@ import pytest
 from edge_fer.config import from_dict
 from edge_fer.quantize.config import QatConfig
 from edge_fer.quantize.qat import load_qat_model, run_qat
-from edge_fer.train.trainer import load_model
+from edge_fer.models.loading import load_model
 
 TINY = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
 
@@ -27,26 +27,49 @@ def test_the_float_control_runs_the_same_fine_tune_without_fake_quant(exported, 
     assert any(changed)  # it did train
 
 
+def _calibrated_ranges(float_model, symmetric, batches):
+    from edge_fer.quantize.qat import calibrate_ranges, freeze_batchnorm, make_qat_model, moving_average_ranges
+
+    qat_model = make_qat_model(float_model, symmetric=symmetric)
+    freeze_batchnorm(qat_model)
+    assert calibrate_ranges(qat_model, batches, steps=4) == len(moving_average_ranges(qat_model)) > 20
+    return {variable.name.split(":")[0]: float(variable.numpy()) for variable in moving_average_ranges(qat_model)}
+
+
 def test_calibration_sets_each_range_to_the_mean_of_its_batches(exported):
     import tf_keras as keras
 
     from edge_fer.data import load_dataset
     from edge_fer.data.preprocess import to_model_input
-    from edge_fer.quantize.qat import calibrate_ranges, freeze_batchnorm, make_qat_model, moving_average_ranges
 
     root, _ = exported
     float_model, _ = load_model(root / "float")
-    qat_model = make_qat_model(float_model)
-    freeze_batchnorm(qat_model)
     data = load_dataset("synthetic", train_count=64, valid_count=7, test_count=7, image_size=64)
     images = to_model_input(data.splits["train"].images, 64)
     batches = [(images[start:start + 16], None) for start in range(0, 64, 16)]
-    assert calibrate_ranges(qat_model, batches, steps=4) == len(moving_average_ranges(qat_model)) > 20
-
-    ranges = {variable.name.split(":")[0]: float(variable.numpy()) for variable in moving_average_ranges(qat_model)}
-    assert ranges["quant_conv1_relu/output_min"] == 0.0  # tfmot alone leaves -6·0.999^steps here
     relu = keras.Model(float_model.input, float_model.get_layer("conv1_relu").output)
     expected_max = np.mean([relu(batch, training=False).numpy().max() for batch, _ in batches])
-    assert ranges["quant_conv1_relu/output_max"] == pytest.approx(expected_max, rel=0.03)
+
+    asymmetric = _calibrated_ranges(float_model, False, batches)
+    assert asymmetric["quant_conv1_relu/output_min"] == 0.0  # tfmot alone leaves -6·0.999^steps here
+    assert asymmetric["quant_conv1_relu/output_max"] == pytest.approx(expected_max, rel=0.03)
     scaled_min = np.mean([batch.min() / 127.5 - 1 for batch, _ in batches])
-    assert ranges["quant_mobilenet_scale/output_min"] == pytest.approx(scaled_min, abs=0.02)
+    assert asymmetric["quant_mobilenet_scale/output_min"] == pytest.approx(scaled_min, abs=0.02)
+
+    symmetric = _calibrated_ranges(float_model, True, batches)  # the default: zero point 0 for TensorRT
+    assert symmetric["quant_conv1_relu/output_max"] == pytest.approx(expected_max, rel=0.03)
+    for name in ("quant_conv1_relu/output", "quant_mobilenet_scale/output"):
+        assert symmetric[f"{name}_min"] == pytest.approx(-symmetric[f"{name}_max"] * 128 / 127, rel=1e-4)
+
+
+def test_qat_folders_remember_their_scheme(exported):
+    from edge_fer.quantize.qat import activation_quantizers
+
+    root, _ = exported
+    model, meta = load_qat_model(root / "qat")
+    assert meta["qat_config"]["symmetric"] is True
+    quantizers = activation_quantizers(model)
+    symmetric = [quantizer.symmetric for quantizer in quantizers]
+    assert len(quantizers) > 20 and symmetric.count(False) == 1  # only the input's: raw pixels are exact at -128
+    [input_layer] = [layer for layer in model.layers if type(layer).__name__ == "QuantizeLayer"]
+    assert not input_layer.quantizer.symmetric

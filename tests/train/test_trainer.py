@@ -12,7 +12,8 @@ from edge_fer.models import create_model
 from edge_fer.models.backbone import is_backbone_layer
 from edge_fer.train import callbacks as callbacks_module
 from edge_fer.train.config import TrainConfig
-from edge_fer.train.trainer import balanced_class_weights, load_model, set_finetune, stratified_holdout, train
+from edge_fer.train.trainer import balanced_class_weights, set_finetune, stratified_holdout, train
+from edge_fer.models.loading import load_model
 
 TINY_DATA = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
 
@@ -113,7 +114,7 @@ def test_negative_epochs_is_a_one_line_error_before_any_output(tmp_path, capsys)
     code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none",
                  "--schedule", "from_scratch", "--set", "train.scratch.epochs=-1", "--out", str(out)])
     assert code != 0 and not out.exists()
-    assert "train.scratch.epochs is -1" in capsys.readouterr().err
+    assert "train.scratch.epochs must be from 0 to 10000, got -1" in capsys.readouterr().err
 
 
 def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_path):
@@ -130,12 +131,14 @@ def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_p
                                   source.get_layer("conv_pw_3").get_weights()[0])
 
 
-def test_warm_start_from_an_unrelated_model_is_a_one_line_error(tmp_path, capsys):
+def test_warm_start_from_a_foreign_model_is_a_one_line_refusal(tmp_path, capsys):
+    """A .keras file edge-fer did not write (no model.json to rebuild it from) is refused, never deserialized."""
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="other")])
     other.save(str(tmp_path / "other.keras"))
     code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none", "--out", str(tmp_path / "run"),
                  "--set", f"model.init_from={tmp_path / 'other.keras'}"])
-    assert code == 2 and "no layer" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "no model.json beside it" in err and err.count("\n") == 1
 
 
 def test_finetune_unfreezes_the_last_layers_with_batchnorm_frozen():
@@ -184,3 +187,13 @@ def test_evaluate_cli(trained, capsys):
     assert result["accuracy"] == pytest.approx(record["metrics"]["test"]["accuracy"])
     assert len(result["confusion"]) == 7 and set(result["per_class_accuracy"]) == set(record["classes"])
     assert main(["evaluate", str(out / "nothing"), "--dataset", "synthetic"]) == 2
+
+
+def test_two_trainings_with_one_seed_give_the_same_weights(tmp_path):
+    """Same seed, same machine: the same shuffles, augmentations, dropout masks and so the same weights."""
+    first, second = (train(tiny_config(tmp_path / name)) for name in ("a", "b"))
+    model_a, _ = load_model(tmp_path / "a")
+    model_b, _ = load_model(tmp_path / "b")
+    for weights_a, weights_b in zip(model_a.get_weights(), model_b.get_weights()):
+        np.testing.assert_array_equal(weights_a, weights_b)
+    assert first["metrics"]["test"]["accuracy"] == second["metrics"]["test"]["accuracy"]

@@ -1,0 +1,71 @@
+"""A model file is data: the loader rebuilds the architecture from model.json through the registry and reads only
+weights, so a crafted layer config in the file never runs."""
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from edge_fer.errors import UserError
+from edge_fer.models.loading import load_model
+
+HOSTILE_LAMBDA = {"class_name": "Lambda", "config": {"name": "boom", "function": {
+    "module": "os", "class_name": "function", "config": "system", "registered_name": "function"}}}
+
+
+def copy_model(exported, tmp_path):
+    root, _ = exported
+    folder = tmp_path / "model"
+    shutil.copytree(root / "float", folder, ignore=shutil.ignore_patterns("stages"))
+    return folder
+
+
+def rewrite_config(path, config):
+    entries = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            entries[name] = archive.read(name)
+    entries["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def test_a_crafted_layer_config_never_runs(exported, tmp_path):
+    folder = copy_model(exported, tmp_path)
+    marker = tmp_path / "pwned"
+    config = {"class_name": "Functional", "config": {"name": "x", "layers": [
+        {**HOSTILE_LAMBDA, "inbound_nodes": [["_CONSTANT_VALUE", -1, f"touch {marker}", {}]]}]}}
+    rewrite_config(folder / "model.keras", config)
+    model, meta = load_model(folder)
+    assert not marker.exists()
+    original, _ = load_model(exported[0] / "float")
+    images = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model(images).numpy(), original(images).numpy())
+
+
+def test_foreign_or_tampered_files_are_one_line_refusals(exported, tmp_path):
+    folder = copy_model(exported, tmp_path)
+    legacy = tmp_path / "model.h5"
+    legacy.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(UserError, match="legacy .h5 full models are refused"):
+        load_model(legacy)
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "variant": "os.system"}))
+    with pytest.raises(UserError, match="names variant 'os.system'"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps({**meta, "num_classes": 5, "classes": meta["classes"][:5]}))
+    with pytest.raises(UserError, match="do not fit a patt_lite for 5 classes"):
+        load_model(folder)
+    (folder / "model.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_model(folder)
+    (folder / "model.json").unlink()
+    with pytest.raises(UserError, match="no model.json beside it"):
+        load_model(folder)
+    (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match="not a .keras archive"):
+        load_model(folder)
