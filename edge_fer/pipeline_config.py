@@ -23,6 +23,7 @@ class QatSection:
     steps_per_epoch: int | None = None
     freeze_batchnorm: bool = True
     calibration_steps: int = 500  # forward passes that settle the quantization ranges before fine-tuning
+    symmetric: bool = False  # true: train with TensorRT's symmetric ranges (the ONNX export converts either way)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -62,14 +62,19 @@ def test_calibration_sets_each_range_to_the_mean_of_its_batches(exported):
         assert symmetric[f"{name}_min"] == pytest.approx(-symmetric[f"{name}_max"] * 128 / 127, rel=1e-4)
 
 
-def test_qat_folders_remember_their_scheme(exported):
+def test_qat_folders_remember_their_scheme(exported, tmp_path):
     from edge_fer.quantize.qat import activation_quantizers
 
     root, _ = exported
     model, meta = load_qat_model(root / "qat")
-    assert meta["qat_config"]["symmetric"] is True
+    assert meta["qat_config"]["symmetric"] is False  # the default: tfmot's asymmetric ranges
+    assert not any(quantizer.symmetric for quantizer in activation_quantizers(model))
+    run_qat(from_dict(QatConfig, {"model": str(root / "float"), "data": TINY, "epochs": 1, "steps_per_epoch": 2,
+                                  "calibration_steps": 2, "symmetric": True, "out": str(tmp_path)}))
+    model, meta = load_qat_model(tmp_path)
     quantizers = activation_quantizers(model)
     symmetric = [quantizer.symmetric for quantizer in quantizers]
-    assert len(quantizers) > 20 and symmetric.count(False) == 1  # only the input's: raw pixels are exact at -128
+    assert meta["qat_config"]["symmetric"] is True and len(quantizers) > 20
+    assert symmetric.count(False) == 1  # only the input's: raw pixels are exact at zero point -128
     [input_layer] = [layer for layer in model.layers if type(layer).__name__ == "QuantizeLayer"]
     assert not input_layer.quantizer.symmetric
