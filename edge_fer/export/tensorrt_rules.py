@@ -109,7 +109,7 @@ def check_opset(graph: Graph, support: TensorRTSupport) -> list[str]:
     opset = graph.opset()
     problems = []
     if opset > support.max_opset:
-        problems.append(f"opset {opset} is above TensorRT {support.label}'s {support.max_opset}: export with --set opset={support.max_opset}")
+        problems.append(f"opset {opset} is above TensorRT {support.label}'s {support.max_opset}: export for this target (edge-fer export --target NAME lowers the opset) or with opset {support.max_opset}")
     per_channel = any(node.op_type in QDQ_OPS and any(a.name == "axis" for a in node.attribute) for node in graph.graph.node)
     if per_channel and opset < 13:
         problems.append(f"per-channel Q/DQ needs opset 13 or later (this file has {opset})")

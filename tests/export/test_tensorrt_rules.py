@@ -61,7 +61,7 @@ def test_each_broken_rule_is_one_line():
     assert problems(qdq_conv(quantize_type=np.uint8))[0].startswith("x_quantize: QuantizeLinear of UINT8")
     assert problems(qdq_conv(weight_axis=1)) == ["w_dequantize: per-channel axis 1; the output channels of its consumer are axis 0"]
     assert problems(qdq_conv(activation_scale_size=3))[0].startswith("x_quantize: per-channel scale on an activation")
-    assert problems(qdq_conv(opset=17), "8.2") == ["opset 17 is above TensorRT 8.2's 13: export with --set opset=13"]
+    assert problems(qdq_conv(opset=17), "8.2") == ["opset 17 is above TensorRT 8.2's 13: export for this target (edge-fer export --target NAME lowers the opset) or with opset 13"]
     custom = helper.make_node("FusedConv", ["y"], ["z"], name="fused", domain="com.microsoft")
     assert problems(qdq_conv(extra_nodes=[custom])) == [
         "fused: FusedConv from domain 'com.microsoft' needs a plugin TensorRT does not have"]
