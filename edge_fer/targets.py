@@ -77,8 +77,7 @@ def check_remote_settings(target: Target, path: Path) -> None:
     if not FOLDER_NAME.fullmatch(target.remote_dir):
         raise UserError(f"{path}: remote_dir = {target.remote_dir!r} must be a plain folder name (letters, digits, "
                         "'.', '_', '-'): the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device")
-    for name in ("python", "trtexec"):
-        value = target.python if name == "python" else target.tensorrt.trtexec
+    for name, value in (("python", target.python), ("trtexec", target.tensorrt.trtexec)):
         if value is not None and not PROGRAM.fullmatch(value):
             raise UserError(f"{path}: {name} = {value!r} must be a program name or path (no spaces, no leading '-')")
 

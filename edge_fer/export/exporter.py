@@ -220,7 +220,7 @@ def build_engine(ctx: ExportContext, export_format: ExportFormat, out: Path, pat
     return build_engine_file(onnx_path, path, config, plan)
 
 
-def build_engine_file(onnx_path: Path, out: Path, config: "EngineBuildConfig", plan: EngineBuilder) -> dict:
+def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -> dict:
     """One engine written atomically by the planned builder; returns its record (the version is the builder's)."""
     from edge_fer.export import tensorrt
     from edge_fer.export.tensorrt_support import version_from_trtexec_banner
