@@ -162,9 +162,10 @@ def qdq_to_tensorrt_qdq(model_proto):
       int8/fp8/int4 (10.x, 11.x) there;
     - the Q/DQ pair on the model input goes: raw pixels 0-255 are exact in int8 only at zero point -128, and the
       input scaling after it (not a conv) runs in float, its output quantized before the first conv;
-    - every other activation QuantizeLinear with a non-zero zero point (ranges the converter calibrated itself,
-      such as a softmax output's fixed [0, 1) at zero point -128) gets the symmetric range covering the same
-      values: scale = max(|min|, |max|) / 127, zero point 0. QAT's own ranges are symmetric already.
+    - every other activation QuantizeLinear with a non-zero zero point (tfmot's asymmetric ReLU ranges, and the
+      ranges the converter calibrated itself, such as a softmax output's fixed [0, 1) at zero point -128) gets
+      the symmetric range covering the same values: scale = max(|min|, |max|) / 127, zero point 0. Ranges
+      trained with `qat.symmetric = true` are symmetric already and stay as they are.
     onnxruntime runs the result too, so its accuracy is measured on the same file TensorRT builds."""
     import onnx
     from onnx import helper, numpy_helper
