@@ -36,7 +36,7 @@ def p50_ms(path: Path, threads: int, min_duration_s: float) -> float:
     it (which runner.run would do) is not part of the model's cost."""
     from edge_fer.runtimes.litert import LiteRTRunner
 
-    with LiteRTRunner(path, threads=threads) as runner:
+    with LiteRTRunner(path, threads=threads, classifier=False) as runner:  # prefixes end in feature maps
         spec = runner.input_spec
         image = np.random.default_rng(0).uniform(0, 255, (1, spec.height, spec.width, spec.channels)).astype(np.float32)
         runner.run(runner.prepare(image))  # sizes the tensors for batch 1 and warms up

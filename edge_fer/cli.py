@@ -357,7 +357,7 @@ def cmd_export(args) -> int:
 
 
 def add_export_commands(commands) -> None:
-    from edge_fer.export.formats import export_formats
+    from edge_fer.formats import export_formats
 
     qat = commands.add_parser("qat", help="quantization-aware fine-tuning of a trained model (tfmot)")
     qat.add_argument("model", help="the trained float model (folder or model.keras)")
@@ -422,7 +422,7 @@ def cmd_bundle(args) -> int:
     from pathlib import Path
 
     from edge_fer.bench.remote import build_bundle
-    from edge_fer.export.metadata import atomic_write_bytes
+    from edge_fer.artifacts import atomic_write_bytes
     from edge_fer.targets import load_target
 
     target = load_target(args.target)
@@ -531,8 +531,12 @@ def _engine_parity_images(args, image_size: int):
 
 
 def cmd_report(args) -> int:
+    from pathlib import Path
+
     from edge_fer.report import COLUMNS, build_report, dataset_note
 
+    if not Path(args.store).is_file():
+        raise UserError(f"no results store at {args.store}; run `edge-fer bench` or `edge-fer run` first, or give --store FILE")
     report = build_report(args.store, args.out)
     if args.json:
         ui.print_json(report)
@@ -543,9 +547,45 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_pick(args) -> int:
+    from edge_fer.bench.pick import candidates, pick
+    from edge_fer.formats import get_format
+
+    if not (args.max_p50_ms > 0 and args.max_p50_ms < float("inf")):
+        raise UserError(f"--max-p50-ms must be a positive number of milliseconds, got {args.max_p50_ms}")
+    formats = [get_format(name.strip()).name for name in args.format.split(",")] if args.format else None
+    rows = candidates(args.store, args.target, formats, args.dataset)
+    chosen = pick(rows, args.max_p50_ms)
+    fastest = min(rows, key=lambda row: row["p50_ms"], default=None)
+    if args.json:
+        ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows),
+                       "pick": None if chosen is None else {k: chosen.get(k) for k in PICK_FIELDS}})
+        return 0 if chosen else 2
+    if chosen is None:
+        nearest = f"; the fastest is {fastest['format']} at {fastest['p50_ms']:.3f} ms" if fastest else ""
+        ui.err.print(f"nothing fits: no scored artifact on {args.target} has p50 <= {args.max_p50_ms} ms"
+                     f" ({len(rows)} candidates){nearest}", soft_wrap=True, markup=False)
+        return 2
+    ui.out.print(ui.table(f"pick on {args.target}, p50 <= {args.max_p50_ms} ms ({len(rows)} candidates)",
+                          ["field", "value"], [[k, chosen.get(k)] for k in PICK_FIELDS]))
+    return 0
+
+
+PICK_FIELDS = ("artifact", "format", "accuracy", "macro_f1", "p50_ms", "p90_ms", "size_bytes", "dataset", "image_size",
+               "variant", "created")
+
+
 def add_bench_commands(commands) -> None:
     from edge_fer.bench.store import DEFAULT_STORE
 
+    chooser = commands.add_parser("pick", help="the most accurate benchmarked artifact within a latency budget")
+    chooser.add_argument("--store", default=str(DEFAULT_STORE))
+    chooser.add_argument("--target", required=True)
+    chooser.add_argument("--max-p50-ms", type=float, required=True, help="latency budget: p50 at batch 1, in ms")
+    chooser.add_argument("--format", help="comma-separated formats to choose from (default: all)")
+    chooser.add_argument("--dataset", help="compare rows scored on this dataset only (needed when the store mixes datasets)")
+    chooser.add_argument("--json", action="store_true")
+    chooser.set_defaults(run=cmd_pick)
     bench = commands.add_parser("bench", help="latency (MLPerf SingleStream/Offline), size, memory and accuracy per artifact")
     bench.add_argument("artifacts", nargs="+")
     bench.add_argument("--target", default="host-cpu", help="target profile (targets/NAME.toml or a path)")
@@ -630,21 +670,15 @@ def cmd_run(args) -> int:
     if args.json:
         ui.print_json(summary)
     else:
-        rows = [[s["stage"], s["status"], s.get("seconds"), json_brief(s)] for s in summary]
-        ui.out.print(ui.table(f"pipeline {config.name}", ["stage", "status", "seconds", "summary"], rows))
-        report = next((s.get("report") for s in summary if s["stage"] == "report"), None)
-        if report:
-            ui.out.print(f"report: {report}")
+        from edge_fer.pipeline_summary import WIDTH, artifact_rows, stage_rows
+
+        console = ui.narrow(ui.out, WIDTH)
+        console.print(ui.table(f"pipeline {config.name}", ["stage", "status", "seconds", "summary"], stage_rows(summary)))
+        artifacts = artifact_rows(config.folder, summary)
+        if artifacts:
+            console.print(ui.table("artifacts", ["artifact", "export", "accuracy", "p50 ms", "size MB"], artifacts))
     failed = any(s["status"] in ("ran with failures", "skipped with failures") for s in summary)
     return 1 if failed else 0
-
-
-def json_brief(stage_summary: dict) -> str:
-    import json
-
-    brief = {k: v for k, v in stage_summary.items() if k not in ("stage", "status", "seconds")}
-    text = json.dumps(brief, default=str)
-    return text if len(text) < 110 else text[:107] + "..."
 
 
 def add_run_command(commands) -> None:
@@ -664,7 +698,8 @@ def cmd_predict(args) -> int:
 
     if not 0 <= args.margin <= 1:
         raise UserError(f"--margin must be from 0 to 1 (a fraction of the face box), got {args.margin}")
-    results = predict(args.input, args.artifact, args.out, PredictSettings(margin=args.margin, threads=args.threads))
+    results = predict(args.input, args.artifact, args.out, PredictSettings(margin=args.margin, threads=args.threads,
+                                                                                  detect=not args.no_detect))
     if args.json:
         ui.print_json(results)
         return 0
@@ -687,9 +722,22 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--out", help="folder for annotated images/videos and JSON")
     predict.add_argument("--margin", type=float, default=0.15)
     predict.add_argument("--threads", type=int)
+    predict.add_argument("--no-detect", action="store_true", help="each input is already a face crop: classify the whole image")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=cmd_predict)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """The `edge-fer` command: native library output goes to a log file, then main()."""
+    from edge_fer import quiet
+
+    if not os.environ.get("EDGE_FER_DEBUG"):
+        try:
+            quiet.native_output_to(os.environ.get("EDGE_FER_LOG") or quiet.default_log())
+        except OSError:
+            pass  # no writable log folder: the messages stay on the terminal
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

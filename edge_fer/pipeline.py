@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from edge_fer import ui
+from edge_fer import quiet, ui
 from edge_fer.errors import UserError
-from edge_fer.export.metadata import file_sha256
+from edge_fer.artifacts import file_sha256
 from edge_fer.pipeline_config import STAGES, PipelineConfig
 
 UPSTREAM = {"data": [], "train": ["data"], "qat": ["train"], "export": ["train", "qat"], "evaluate": ["train", "export"],
@@ -115,6 +115,8 @@ class Pipeline:
             stages = [only]
         forced = set(stages[stages.index(start):]) if start else set(stages) if only else set()
         self.folder.mkdir(parents=True, exist_ok=True)
+        if quiet.current_log is not None:  # the command line's log of TensorFlow's own messages
+            ui.log(f"TensorFlow and converter messages: {quiet.native_output_to(self.folder / 'native.log')}")
         summary = []
         for stage in stages:
             if stage not in forced and self.up_to_date(stage):

@@ -112,7 +112,7 @@ def check_paths(config: PipelineConfig, here: Path) -> None:
 def validate(config: PipelineConfig, base: Path) -> None:
     """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target, paths."""
     from edge_fer.data import get_adapter
-    from edge_fer.export.formats import parse_formats
+    from edge_fer.formats import parse_formats
     from edge_fer.models import MODELS
     from edge_fer.targets import load_target
 

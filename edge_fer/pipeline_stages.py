@@ -18,6 +18,13 @@ def dataset_spec(pipeline, label_mode: str | None = None) -> dict:
     return {"name": data.dataset, "root": data.root, "label_mode": label_mode or data.label_mode, "options": data.options}
 
 
+def scoring_spec(pipeline) -> dict:
+    """The dataset that artifacts are scored on: a training-only label mode scores on the official one."""
+    from edge_fer.data import get_adapter
+
+    return dataset_spec(pipeline, get_adapter(pipeline.config.data.dataset).scoring_mode(pipeline.config.data.label_mode))
+
+
 def load(spec: dict):
     from edge_fer.data import load_dataset
 
@@ -104,7 +111,8 @@ def stage_evaluate(pipeline, stage_dir: Path) -> dict:
     candidates = [pipeline.stage_dir("train")]
     if "export" in pipeline.config.stages:
         candidates += exported_artifacts(pipeline)
-    modes = [pipeline.config.data.label_mode] + [m for m in section.label_modes if m != pipeline.config.data.label_mode]
+    scored = scoring_spec(pipeline)["label_mode"]
+    modes = [scored] + [m for m in section.label_modes if m != scored]
     results = {}
     for mode in modes:
         dataset = load(dataset_spec(pipeline, mode))
@@ -155,7 +163,7 @@ def stage_bench(pipeline, stage_dir: Path) -> dict:
                              min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
                              threads=section.threads, store=str(store_path(pipeline)))
     rows = bench(exported_artifacts(pipeline), section.target, settings,
-                 dataset_spec(pipeline) if section.score else None)
+                 scoring_spec(pipeline) if section.score else None)
     (stage_dir / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
     return {"summary": {r["format"]: {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")}
                         for r in rows}}

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge_fer.errors import UserError
-from edge_fer.export.metadata import read_metadata
+from edge_fer.artifacts import read_metadata
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -27,6 +27,7 @@ class PredictSettings:
     min_neighbors: int = 3
     overlap: float = 0.3  # boxes overlapping more than this (IoU) are one face
     threads: int | None = None
+    detect: bool = True  # False: each input is already a face crop (the whole image is the face)
 
 
 class FaceDetector:
@@ -103,8 +104,9 @@ class Predictor:
         height, width = image_bgr.shape[:2]
         grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
         results = []
-        for detected in self.detector.detect(grey):
-            box = expand(detected, self.settings.margin, width, height)
+        boxes = self.detector.detect(grey) if self.settings.detect else [(0, 0, width, height)]
+        for detected in boxes:
+            box = expand(detected, self.settings.margin, width, height) if self.settings.detect else detected
             batch = crop_to_input(image_bgr, box, self.size, self.grey_model)
             started = time.perf_counter_ns()
             probabilities = self.runner.infer(batch)[0]

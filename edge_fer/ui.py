@@ -15,6 +15,11 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
+def narrow(console: Console, width: int) -> Console:
+    """The same stream at most `width` columns wide (a closing table that fits a normal terminal)."""
+    return Console(file=console.file, highlight=False, width=min(console.width, width))
+
+
 def progress(transient: bool = True) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

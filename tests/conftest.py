@@ -1,10 +1,32 @@
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+def pytest_addoption(parser):
+    parser.addoption("--hostile-counts", action="store_true",
+                     help="after collection, print how many hostile-input cases there are of each kind")
+
+
+def pytest_collection_finish(session):
+    if not session.config.getoption("--hostile-counts"):
+        return
+    kinds = Counter(hostile_kind(item) for item in session.items if item.get_closest_marker("hostile"))
+    writer = session.config.get_terminal_writer()
+    writer.line(f"hostile-input cases: {sum(kinds.values())}")
+    for kind, count in sorted(kinds.items()):
+        writer.line(f"  {kind:<18} {count}")
+
+
+def hostile_kind(item) -> str:
+    """A case's own kind: a pytest.param mark overrides the test function's."""
+    kinds = [mark.args[0] for mark in item.own_markers if mark.name == "hostile"]
+    return kinds[-1] if kinds else item.get_closest_marker("hostile").args[0]
+
 
 def pytest_collection_modifyitems(config, items):
     if _has_tensorrt_gpu():
@@ -28,6 +50,19 @@ def isolated_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("EDGE_FER_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder nothing may be written into: read-only for a normal user; root ignores permissions, so /sys."""
+    if os.geteuid() == 0:
+        yield Path("/sys")
+        return
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
 
 
 # One small trained model, its QAT copy and every CPU artifact, shared by the export and runtime tests.

@@ -93,6 +93,7 @@ def break_empty_split(root):
     return root / "FER2013Valid", "no images"
 
 
+@pytest.mark.hostile("malformed-input")
 @pytest.mark.parametrize("breaker", [break_missing_label, break_malformed_row, break_non_numeric_votes,
                                      break_unreadable_image, break_truncated_image, break_missing_image,
                                      break_empty_split])
@@ -110,11 +111,13 @@ def test_bad_ferplus_input_is_one_clear_line(capsys, tmp_path, isolated_cache, b
     assert cache_files(isolated_cache) == [] or not any(p.is_file() for p in cache_files(isolated_cache))
 
 
+@pytest.mark.hostile("malformed-input")
 def test_missing_root(capsys, tmp_path):
     code, _, err = run_cli(capsys, "data", "inspect", "ferplus", "--root", str(tmp_path / "nowhere"))
     assert code == 2 and "nowhere" in err and "does not exist" in err
 
 
+@pytest.mark.hostile("malformed-input")
 def test_unknown_class_folder(capsys, tmp_path):
     write_png(tmp_path / "ck" / "happy" / "S001_001_00000001.png")
     write_png(tmp_path / "ck" / "bored" / "S002_001_00000001.png")
@@ -129,6 +132,7 @@ def test_imagefolder_empty_split(capsys, tmp_path):
     assert code == 2 and "'test' has no images" in err
 
 
+@pytest.mark.hostile("malformed-input")
 def test_fer2013_malformed_row(capsys, tmp_path):
     (tmp_path / "fer2013.csv").write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")
     code, _, err = run_cli(capsys, "data", "inspect", "fer2013", "--root", str(tmp_path))
@@ -140,6 +144,7 @@ def test_unknown_dataset_suggests_the_closest(capsys):
     assert code == 2 and "did you mean 'ferplus'" in err
 
 
+@pytest.mark.hostile("malformed-input")
 def test_real_process_prints_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "data", "inspect", "ferplus", "--root", str(tmp_path / "x")],
                             capture_output=True, text=True, timeout=120)
@@ -147,6 +152,7 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.hostile("resources")
 @pytest.mark.parametrize("argv,message", [
     (["model", "summary", "patt_lite", "--num-classes", "0"], "--num-classes must be from 2 to 1000, got 0"),
     (["model", "summary", "patt_lite", "--image-size", "100000"], "--image-size must be from 32 to 1024, got 100000"),
@@ -166,6 +172,7 @@ def test_out_of_range_settings_are_one_line_errors_before_work(argv, message, ca
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.hostile("output-location")
 @pytest.mark.parametrize("where", ["missing-folder/b.tar.gz", "a-file/b.tar.gz", "a-folder"])
 def test_bundle_into_a_bad_place_is_one_line_and_leaves_nothing(tmp_path, capsys, where):
     artifact = tmp_path / "model-tflite-fp32.tflite"
@@ -177,3 +184,42 @@ def test_bundle_into_a_bad_place_is_one_line_and_leaves_nothing(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert sorted(tmp_path.rglob("*")) == before  # no .partial-* file, nothing else
+
+
+@pytest.mark.hostile("output-location")
+@pytest.mark.parametrize("command", ["bench", "bundle", "train", "report"])
+def test_an_unwritable_output_is_one_line_and_leaves_nothing(tmp_path, capsys, unwritable, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    artifact = tmp_path / "model-tflite-fp32.tflite"
+    artifact.write_bytes(b"tflite bytes")
+    before = sorted(unwritable.iterdir())
+    argv = {"bench": ["bench", str(artifact), "--store", str(unwritable / "results.sqlite")],
+            "bundle": ["bundle", str(artifact), "--target", "jetson-orin-nano", "--out", str(unwritable / "b.tar.gz")],
+            "train": ["train", "--dataset", "synthetic", "--set", "train.scratch.epochs=1", "--out", str(unwritable / "run")],
+            "report": ["report", "--store", str(tmp_path / "none.sqlite"), "--out", str(unwritable / "report")]}[command]
+    if command == "report":
+        from edge_fer.bench import store
+
+        store.check(tmp_path / "none.sqlite")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert sorted(unwritable.iterdir()) == before
+
+
+@pytest.mark.hostile("output-location")
+def test_export_into_an_unwritable_folder_is_one_line(exported, capsys, unwritable):
+    root, _ = exported
+    assert main(["export", str(root / "float"), "--formats", "onnx-fp32", "--out", str(unwritable / "artifacts")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (unwritable / "artifacts").exists()
+
+
+@pytest.mark.hostile("malformed-input")
+def test_report_without_a_store_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--store", "missing.sqlite", "--out", "report"]) == 2
+    err = capsys.readouterr().err
+    assert "no results store at missing.sqlite" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())

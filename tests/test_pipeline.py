@@ -69,6 +69,14 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     assert [s["status"] for s in second] == ["skipped"] * 6
     assert time.perf_counter() - started < 10
 
+    assert main(["run", str(pipeline)]) == 0  # the closing tables a person reads
+    closing = capsys.readouterr().out
+    assert max(len(line) for line in closing.splitlines()) <= 100, closing
+    artifact_lines = [line for line in closing.splitlines() if "tflite-fp32" in line or "onnx-fp32" in line]
+    assert len(artifact_lines) == 2 and all("passed" in line for line in artifact_lines), closing
+    evaluate, bench = first[3], first[4]
+    assert f"{bench['tflite-fp32']['p50_ms']:.3f}" in closing and f"{evaluate['tflite-fp32']:.4g}" in closing
+
     assert main(["run", str(pipeline), "--from", "bench", "--json"]) == 0
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped"] * 4 + ["ran", "ran"]
     assert main(["run", str(pipeline), "--only", "report", "--json"]) == 0
@@ -89,6 +97,10 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     assert "| tiny: keras |" in baselines and "| tiny-base: keras |" in baselines and "(mobilenet_v1)" in baselines
 
 
+PATHS = pytest.mark.hostile("paths")
+
+
+@pytest.mark.hostile("malformed-input")
 @pytest.mark.parametrize("change,message", [
     (("[train]", "[trian]"), "unknown key 'trian' (did you mean 'train'?)"),
     (("batch_size = 8", 'batch_size = "eight"'), "train.batch_size must be int"),
@@ -96,9 +108,9 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     (('[bench]', '[bench]\ntarget = "jetson-orin-nan"'), "unknown target 'jetson-orin-nan' (did you mean 'jetson-orin-nano'?)"),
     (('dataset = "synthetic"', 'dataset = "ferplus"\nroot = "/nowhere/ferplus"'), "dataset root does not exist"),
     (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
-    (('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name"),
-    (('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves"),
-    (('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside"),
+    pytest.param(('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name", marks=PATHS),
+    pytest.param(('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves", marks=PATHS),
+    pytest.param(('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside", marks=PATHS),
 ])
 def test_configuration_errors_before_any_work(tmp_path, capsys, change, message):
     pipeline = write_pipeline(tmp_path)
@@ -135,6 +147,7 @@ def test_killed_in_the_middle_of_a_stage_resumes_there(tmp_path):
     assert not list(runs.rglob(".partial-*"))
 
 
+@pytest.mark.hostile("exit-codes")
 def test_a_stage_with_failed_artifacts_fails_the_run_every_time(tmp_path, capsys):
     """The export stage keeps its manifest (later stages use what passed), but the failure is reported again
     and the exit code stays non-zero on every run until it is fixed."""

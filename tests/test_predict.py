@@ -9,7 +9,7 @@ from edge_fer.predict import FaceDetector, PredictSettings
 from edge_fer.runtimes import runtime_for
 from tests.helpers import FERPLUS_ROOT
 
-pytestmark = pytest.mark.skipif(not FERPLUS_ROOT.exists(), reason="the real FERPlus folder is not beside this checkout")
+needs_ferplus = pytest.mark.skipif(not FERPLUS_ROOT.exists(), reason="the real FERPlus folder is not beside this checkout")
 SIDE = 160
 
 
@@ -56,6 +56,7 @@ def own_label(artifact, canvas, box, classes) -> str:
         return classes[int(np.argmax(runner.infer(batch.astype(np.float32))[0]))]
 
 
+@needs_ferplus
 def test_finds_every_face_and_labels_it_as_the_model_does(exported, tmp_path, capsys):
     _, results = exported
     artifact = results["tflite-int8"]["path"]
@@ -76,6 +77,7 @@ def test_finds_every_face_and_labels_it_as_the_model_does(exported, tmp_path, ca
     assert json.loads((tmp_path / "out" / "group.json").read_text())["faces"] == faces
 
 
+@needs_ferplus
 def test_a_video_gives_one_json_line_per_frame(exported, tmp_path, capsys):
     _, results = exported
     canvas, _ = compose(detectable_faces(2))
@@ -101,6 +103,7 @@ def test_no_face_is_a_result_not_an_error(exported, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["faces"] == []
 
 
+@pytest.mark.hostile("malformed-input")
 def test_bad_inputs_are_one_line(exported, tmp_path, capsys):
     _, results = exported
     (tmp_path / "broken.png").write_text("not an image")
@@ -112,3 +115,21 @@ def test_bad_inputs_are_one_line(exported, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert main(["predict", str(tmp_path / "nothing.png"), "--artifact", results["tflite-fp32"]["path"]]) == 2
+
+
+def test_no_detect_classifies_each_face_crop_whole(exported, tmp_path, capsys):
+    from edge_fer.data import load_dataset
+
+    _, results = exported
+    artifact = results["tflite-fp32"]["path"]
+    faces = load_dataset("synthetic", None, train_count=1, valid_count=1, test_count=3).splits["test"]
+    for index, image in enumerate(faces.images):
+        cv2.imwrite(str(tmp_path / f"face-{index}.png"), image[..., 0])
+    assert main(["predict", str(tmp_path), "--artifact", artifact, "--no-detect", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)
+    assert len(predicted) == 3
+    for result in predicted:
+        (face,) = result["faces"]
+        assert face["box"] == [0, 0, 48, 48]
+        canvas = cv2.imread(result["input"])
+        assert face["label"] == own_label(artifact, canvas, face["box"], list(face["probabilities"]))

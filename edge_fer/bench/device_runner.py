@@ -29,7 +29,7 @@ def score(runner, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 def run(args) -> dict:
     from edge_fer.bench.timing import TimingSettings, offline, single_stream
-    from edge_fer.export.formats import format_of_artifact
+    from edge_fer.artifacts import format_of_artifact
     from edge_fer.runtimes import runtime_for
 
     settings = TimingSettings(warmup_queries=args.warmup, min_queries=args.min_queries, min_duration_s=args.min_duration,

@@ -12,15 +12,14 @@ import tarfile
 from pathlib import Path
 
 from edge_fer.errors import UserError
-from edge_fer.export.metadata import sidecar_path
+from edge_fer.artifacts import sidecar_path
 from edge_fer.targets import Target
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # The device needs these modules only: numpy and the runtime do the rest (no TensorFlow).
 RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.py", "runtimes/base.py",
                   "runtimes/litert.py", "runtimes/onnxruntime_runtime.py", "runtimes/tensorrt_runtime.py",
-                  "bench/__init__.py", "bench/timing.py", "bench/device_runner.py", "export/__init__.py",
-                  "export/formats.py", "export/metadata.py")
+                  "bench/__init__.py", "bench/timing.py", "bench/device_runner.py", "formats.py", "artifacts.py")
 RUN_SCRIPT = """#!/bin/sh
 # Benchmark every artifact in this bundle: ./run.sh [python3]
 cd "$(dirname "$0")"

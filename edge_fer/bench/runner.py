@@ -18,7 +18,7 @@ from edge_fer import ui
 from edge_fer.bench import store
 from edge_fer.bench.timing import TimingSettings
 from edge_fer.errors import UserError
-from edge_fer.export.metadata import file_sha256, read_metadata
+from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.targets import Target, load_target
 
 
@@ -62,7 +62,7 @@ class ScoringData:
 
 
 def artifact_facts(path: Path) -> dict:
-    from edge_fer.export.formats import format_of_artifact
+    from edge_fer.artifacts import format_of_artifact
 
     meta = read_metadata(path) or {}
     export_format = format_of_artifact(path)
@@ -166,6 +166,7 @@ def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings
     missing = [str(path) for path in artifacts if not Path(path).is_file()]
     if missing:
         raise UserError(f"artifact does not exist: {', '.join(missing)}")
+    every_facts = [artifact_facts(Path(artifact)) for artifact in artifacts]  # bad metadata fails here, before the store
     store.check(settings.store)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     threads = settings.threads or target.threads
@@ -173,8 +174,7 @@ def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings
     with tempfile.TemporaryDirectory() as folder:
         scoring = ScoringData(dataset_spec, Path(folder))
         planned = []  # (position, facts)
-        for position, artifact in enumerate(map(Path, artifacts)):
-            facts = artifact_facts(artifact)
+        for position, facts in enumerate(every_facts):
             problem = check_artifact(facts, target, scoring)
             if problem:
                 rows[position] = to_row(run_id, target, facts, {"error": problem}, scoring)

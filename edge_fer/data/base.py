@@ -6,9 +6,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import math
+
 import numpy as np
 
 from edge_fer.errors import DataError
+
+ROOT_HINT = "pass --root PATH (edge-fer run: --set data.root=PATH)"
+OPTION_KINDS = {int: "an integer", float: "a number", str: "a string", list: "a list of names", dict: "a table of name = path"}
+
+
+def typed_option(adapter: str, options: dict, key: str, default, kind: type, low=None, high=None):
+    """One adapter option of the right type and range, or a one-line DataError naming the option."""
+    value = options.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    good = isinstance(value, kind) and not isinstance(value, bool)
+    if good and kind is float:
+        good = math.isfinite(value)
+    if good and kind is list:
+        good = all(isinstance(item, str) and item for item in value)
+    if good and kind is dict:
+        good = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if not good:
+        raise DataError(f"{adapter} option {key} must be {OPTION_KINDS[kind]}, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise DataError(f"{adapter} option {key} must be in {low}..{high}, got {value!r}")
+    return value
 
 
 @dataclass
@@ -80,18 +104,22 @@ class Adapter:
     name: ClassVar[str]
     classes: ClassVar[tuple[str, ...]]
     label_modes: ClassVar[tuple[str, ...]] = ("hard",)  # the first is the default
+    training_only_modes: ClassVar[tuple[str, ...]] = ()  # label modes that train but are scored on the default
     synthetic: ClassVar[bool] = False
     needs_root: ClassVar[bool] = True
+    root_may_be_file: ClassVar[bool] = False  # fer2013 takes its CSV file itself
     cacheable: ClassVar[bool] = True
     version: ClassVar[int] = 1  # bump when parsing changes, to invalidate caches
 
     def __init__(self, root: str | Path | None, label_mode: str | None = None, image_size: int | None = None, **options):
         if self.needs_root:
             if root is None:
-                raise DataError(f"dataset {self.name!r} needs --root pointing at its folder")
+                raise DataError(f"dataset {self.name!r} needs its folder: {ROOT_HINT}")
             root = Path(root).expanduser().resolve()
             if not root.exists():
-                raise DataError("dataset root does not exist; pass --root with the dataset's folder", root)
+                raise DataError(f"dataset root does not exist; {ROOT_HINT}", root)
+            if not root.is_dir() and not self.root_may_be_file:
+                raise DataError(f"dataset root is not a folder; {ROOT_HINT}", root)
         self.root = root
         self.label_mode = label_mode or self.label_modes[0]
         if self.label_mode not in self.label_modes:
@@ -102,6 +130,12 @@ class Adapter:
             raise DataError(f"image size {image_size} is too small; use 8 pixels or more")
         self.image_size = image_size
         self.options = self.check_options(options)
+
+    @classmethod
+    def scoring_mode(cls, label_mode: str | None) -> str:
+        """The label mode a model trained with `label_mode` is scored on (soft labels score on the official hard set)."""
+        mode = label_mode or cls.label_modes[0]
+        return cls.label_modes[0] if mode in cls.training_only_modes else mode
 
     def check_options(self, options: dict) -> dict:
         if options:

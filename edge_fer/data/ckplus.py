@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, require_nonempty, stat_fingerprint
+from edge_fer.data.base import Adapter, Split, require_nonempty, stat_fingerprint, typed_option
 from edge_fer.data.images import decode_images, list_images
 from edge_fer.errors import DataError
 
@@ -53,10 +53,11 @@ class CkPlus(Adapter):
         unknown = set(options) - {"folds", "fold", "seed"}
         if unknown:
             raise DataError(f"ckplus takes the options folds, fold and seed, got {', '.join(sorted(unknown))}")
-        folds, fold = int(options.get("folds", 10)), int(options.get("fold", 0))
+        folds = typed_option(self.name, options, "folds", 10, int, 2, 100)
+        fold = typed_option(self.name, options, "fold", 0, int, 0, 99)
         if folds < 2 or not 0 <= fold < folds:
             raise DataError(f"fold must be in 0..{folds - 1} and folds at least 2, got fold={fold} folds={folds}")
-        return {"folds": folds, "fold": fold, "seed": int(options.get("seed", 0))}
+        return {"folds": folds, "fold": fold, "seed": typed_option(self.name, options, "seed", 0, int, 0, 2**31 - 1)}
 
     def fingerprint(self) -> list:
         return stat_fingerprint(self.root, *sorted(p for p in self.root.iterdir() if p.is_dir()))

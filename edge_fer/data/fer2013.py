@@ -20,6 +20,7 @@ SIDE = 48
 class Fer2013(Adapter):
     name = "fer2013"
     classes = CLASSES
+    root_may_be_file = True
 
     @property
     def csv_path(self) -> Path:

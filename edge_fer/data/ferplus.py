@@ -51,6 +51,7 @@ class FerPlus(Adapter):
     name = "ferplus"
     classes = EMOTIONS
     label_modes = ("majority", "argmax", "probability")
+    training_only_modes = ("probability",)  # Barsoum et al. train on the vote distribution, score on majority
 
     def fingerprint(self) -> list:
         folders = [self.root / folder for folder in SPLIT_FOLDERS.values()]

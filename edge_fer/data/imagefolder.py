@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, require_nonempty, stat_fingerprint
+from edge_fer.data.base import Adapter, Split, require_nonempty, stat_fingerprint, typed_option
 from edge_fer.data.images import decode_images, list_images
 from edge_fer.errors import DataError
 
@@ -19,13 +19,13 @@ class ImageFolder(Adapter):
         unknown = set(options) - {"classes", "channels"}
         if unknown:
             raise DataError(f"imagefolder takes the options classes and channels, got {', '.join(sorted(unknown))}")
-        channels = int(options.get("channels", 3))
+        channels = typed_option(self.name, options, "channels", 3, int, 1, 3)
         if channels not in (1, 3):
             raise DataError(f"channels must be 1 or 3, got {channels}")
         split_folders = sorted(p for p in self.root.iterdir() if p.is_dir())
         if not split_folders:
             raise DataError("no split folders found; expected root/<split>/<class>/<image>", self.root)
-        classes = options.get("classes")
+        classes = typed_option(self.name, options, "classes", [], list)
         if not classes:
             source = next((p for p in split_folders if p.name == "train"), split_folders[0])
             classes = sorted(p.name for p in source.iterdir() if p.is_dir())

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, require_file, require_nonempty, stat_fingerprint
+from edge_fer.data.base import Adapter, Split, require_file, require_nonempty, stat_fingerprint, typed_option
 from edge_fer.data.images import decode_images
 from edge_fer.errors import DataError
 
@@ -34,7 +34,7 @@ class RafDb(Adapter):
         unknown = set(options) - {"subsets"}
         if unknown:
             raise DataError(f"rafdb takes the option 'subsets' only, got {', '.join(sorted(unknown))}")
-        subsets = {name: str(Path(path).expanduser()) for name, path in (options.get("subsets") or {}).items()}
+        subsets = {name: str(Path(path).expanduser()) for name, path in typed_option(self.name, options, "subsets", {}, dict).items()}
         found = self.root / "subsets"
         if found.is_dir():
             for text_file in sorted(found.glob("*.txt")):

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split
+from edge_fer.data.base import Adapter, Split, typed_option
 from edge_fer.errors import DataError
 
 CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear")
@@ -40,6 +40,7 @@ EXPRESSIONS = {
     "fear": Expression(-0.2, 0.50, 0.55, -0.5, 0.45, 0.95),
 }
 DEFAULT_COUNTS = {"train": 2100, "valid": 350, "test": 350}
+MAX_COUNT = 1_000_000  # images per split; bounds the memory generated before any allocation
 SUPERSAMPLE = 4
 
 
@@ -120,15 +121,12 @@ class Synthetic(Adapter):
         if unknown:
             raise DataError(f"synthetic takes the options {', '.join(sorted(allowed))}; got {', '.join(sorted(unknown))}")
         checked = {
-            "seed": int(options.get("seed", 0)),
-            "occlusion": float(options.get("occlusion", 0.25)),
-            "noise": float(options.get("noise", 6.0)),
+            "seed": typed_option(self.name, options, "seed", 0, int, 0, 2**31 - 1),
+            "occlusion": typed_option(self.name, options, "occlusion", 0.25, float, 0.0, 1.0),
+            "noise": typed_option(self.name, options, "noise", 6.0, float, 0.0, 255.0),
         }
         for split, default in DEFAULT_COUNTS.items():
-            count = int(options.get(f"{split}_count", default))
-            if count < 1:
-                raise DataError(f"{split}_count must be at least 1, got {count}")
-            checked[f"{split}_count"] = count
+            checked[f"{split}_count"] = typed_option(self.name, options, f"{split}_count", default, int, 1, MAX_COUNT)
         return checked
 
     def read(self) -> dict[str, Split]:

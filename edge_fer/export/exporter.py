@@ -20,8 +20,8 @@ from edge_fer import ui
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
 from edge_fer.export import converters
-from edge_fer.export.formats import ExportFormat, parse_formats
-from edge_fer.export.metadata import atomic_write_bytes, embed_onnx_metadata, file_sha256, read_metadata, write_metadata
+from edge_fer.formats import ExportFormat, parse_formats
+from edge_fer.artifacts import atomic_write_bytes, embed_onnx_metadata, file_sha256, read_metadata, write_metadata
 
 DEFAULT_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}
 

@@ -197,7 +197,7 @@ def run_qat(config) -> dict:
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.trainer import save_model, train_valid_test, write_json
+    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test, write_json
     from edge_fer.models.loading import load_model
 
     started = time.perf_counter()
@@ -230,6 +230,7 @@ def run_qat(config) -> dict:
                   epochs=config.epochs, steps_per_epoch=steps, verbose=0,
                   callbacks=[EpochLog("qat", config.epochs, history, steps)])
     metrics = {"valid": classification_metrics(valid.labels, predict_keras(qat_model, valid.images, size), dataset.classes)}
+    test = scoring_test_split(data, dataset, test)  # vote-distribution training still scores on majority
     if test is not None:
         metrics["test"] = classification_metrics(test.labels, predict_keras(qat_model, test.images, size), dataset.classes)
     if config.fake_quant:

@@ -39,7 +39,7 @@ def runtime_for(artifact: str | Path, **options) -> Runner:
     artifact = Path(artifact)
     if artifact.is_dir() or artifact.suffix == ".keras":
         return create_runtime("keras", artifact, **options)
-    from edge_fer.export.formats import format_of_artifact
+    from edge_fer.artifacts import format_of_artifact
 
     return create_runtime(format_of_artifact(artifact).runtime, artifact, **options)
 

@@ -36,6 +36,22 @@ class InputSpec:
         return np.ascontiguousarray(batch, dtype=np.float32)
 
 
+def plain_dims(shape) -> list:
+    """Dimensions as Python ints, with symbolic (named or unknown) dimensions left as they are."""
+    return [int(d) if isinstance(d, (int, np.integer)) else d for d in shape]
+
+
+def spec_from_shapes(path: Path, input_shape, output_shape, classifier: bool = True) -> InputSpec:
+    """The input spec of an artifact from its declared shapes: one NHWC image input with fixed height, width and
+    channels, and (for a classifier, which every edge_fer model is) one (batch, classes) output."""
+    dims = plain_dims(input_shape)
+    if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
+        raise UserError(f"{path}: input shape {dims} is not (batch, height, width, channels); not an edge_fer image classifier")
+    if classifier and len(list(output_shape)) != 2:
+        raise UserError(f"{path}: output shape {plain_dims(output_shape)} is not (batch, classes); not an edge_fer classifier")
+    return InputSpec(int(dims[1]), int(dims[2]), int(dims[3]))
+
+
 class Runner(ABC):
     """Subclasses implement _load, _run and _close (and _prepare if the input is not float32) and set
     self.input_spec in _load."""

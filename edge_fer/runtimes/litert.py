@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_fer.runtimes.base import InputSpec, Runner
+from edge_fer.runtimes.base import Runner, spec_from_shapes
 
 
 def quantize(values: np.ndarray, detail: dict) -> np.ndarray:
@@ -29,8 +29,8 @@ class LiteRTRunner(Runner):
         self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.options.get("threads"))
         self.input_detail = self.interpreter.get_input_details()[0]
         self.output_detail = self.interpreter.get_output_details()[0]
-        _, height, width, channels = self.input_detail["shape"]
-        self.input_spec = InputSpec(int(height), int(width), int(channels))
+        self.input_spec = spec_from_shapes(self.path, self.input_detail["shape"], self.output_detail["shape"],
+                                           classifier=self.options.get("classifier", True))
         self.batch = int(self.input_detail["shape"][0])
         self.interpreter.allocate_tensors()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_fer.runtimes.base import InputSpec, Runner
+from edge_fer.runtimes.base import Runner, spec_from_shapes
 
 
 class OnnxRuntimeRunner(Runner):
@@ -20,8 +20,8 @@ class OnnxRuntimeRunner(Runner):
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
-        _, height, width, channels = model_input.shape
-        self.input_spec = InputSpec(int(height), int(width), int(channels))
+        self.input_spec = spec_from_shapes(self.path, model_input.shape, self.session.get_outputs()[0].shape,
+                                           classifier=self.options.get("classifier", True))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: batch})[0].astype(np.float32, copy=False)

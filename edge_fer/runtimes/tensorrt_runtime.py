@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from edge_fer.runtimes.base import InputSpec, Runner
+from edge_fer.errors import UserError
+from edge_fer.runtimes.base import Runner, spec_from_shapes
 
 
 def _cudart():
@@ -43,13 +46,14 @@ class TensorRTRunner(Runner):
         logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{self.path}: not an engine for this GPU and TensorRT version; rebuild it here")
+            raise UserError(f"{self.path}: not an engine for this GPU and TensorRT version; rebuild it here")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         shape = self.engine.get_tensor_profile_shape(self.input_name, 0)[2]  # (min, opt, max): the max
-        self.input_spec = InputSpec(int(shape[1]), int(shape[2]), int(shape[3]), max_batch=int(shape[0]))
+        spec = spec_from_shapes(self.path, list(shape), list(self.engine.get_tensor_shape(self.output_name)))
+        self.input_spec = dataclasses.replace(spec, max_batch=int(shape[0]))
         self.stream = _check(self.cudart.cudaStreamCreate())
         self.buffers: dict[str, tuple[int, int]] = {}
 

@@ -266,6 +266,7 @@ def train(config: TrainConfig) -> dict:
         run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss, strategy,
                   calibration)
     metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}
+    test_split = scoring_test_split(config.data, dataset, test_split)
     if test_split is not None:
         metrics["test"] = classification_metrics(test_split.labels, predict_keras(model, test_split.images, size), dataset.classes)
     record = {
@@ -288,6 +289,16 @@ def train(config: TrainConfig) -> dict:
     save_model(model, out / "model.keras")
     write_json(out / "model.json", record)
     return record
+
+
+def scoring_test_split(data, dataset: FerDataset, test_split: Split | None) -> Split | None:
+    """The test split in the label mode models are scored on (FERPlus vote distributions score on majority)."""
+    from edge_fer.data import get_adapter
+
+    scored = get_adapter(dataset.name).scoring_mode(dataset.label_mode)
+    if test_split is None or scored == dataset.label_mode:
+        return test_split
+    return load_dataset(data.dataset, data.root, label_mode=scored, **data.options).splits.get("test")
 
 
 def epoch_seconds(out: Path) -> float:

@@ -71,6 +71,7 @@ def test_each_artifact_has_a_status_and_the_run_goes_on(exported, tmp_path, caps
     assert [row["status"] for row in rows] == ["failed", "passed"] and rows[0]["reason"]
 
 
+@pytest.mark.hostile("exit-codes")
 def test_a_missing_artifact_is_a_one_line_error_before_measuring(exported, tmp_path, capsys):
     _, results = exported
     code = main(["bench", str(tmp_path / "missing.onnx"), results["onnx-fp32"]["path"], "--store", str(tmp_path / "s.sqlite")])
@@ -79,6 +80,7 @@ def test_a_missing_artifact_is_a_one_line_error_before_measuring(exported, tmp_p
     assert not (tmp_path / "s.sqlite").exists()
 
 
+@pytest.mark.hostile("exit-codes")
 def test_target_refuses_formats_it_does_not_run(exported, tmp_path, capsys):
     _, results = exported
     code = main(["bench", results["tflite-int8"]["path"], "--target", "rtx-4090", "--store", str(tmp_path / "s.sqlite"), "--json"])
@@ -105,6 +107,7 @@ def test_a_missing_trtexec_fails_its_rows_and_the_run_goes_on(exported, tmp_path
     assert rows["onnx-fp32"]["status"] == "passed" and rows["onnx-fp32"]["p50_ms"] > 0
 
 
+@pytest.mark.hostile("malformed-input")
 @pytest.mark.parametrize("kind", ["directory", "corrupt", "foreign"])
 def test_a_bad_store_fails_before_any_measuring(tmp_path, capsys, kind):
     import sqlite3

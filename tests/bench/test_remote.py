@@ -82,6 +82,7 @@ def test_bench_over_ssh(loopback_target, exported, tmp_path, capsys):
     assert (remote / "artifacts" / Path(artifacts[0]).name).is_file()
 
 
+@pytest.mark.hostile("ssh")
 def test_unknown_host_key_is_refused(loopback_target, exported, tmp_path, capsys):
     _, results = exported
     text = loopback_target.read_text()
@@ -95,6 +96,7 @@ def test_unknown_host_key_is_refused(loopback_target, exported, tmp_path, capsys
     assert "Host key verification failed" in capsys.readouterr().err
 
 
+@pytest.mark.hostile("ssh")
 def test_the_remote_command_is_one_quoted_string():
     target = Target(name="t", access="ssh", ssh="me@host", ssh_port=2222)
     command = ssh_command(target, ["echo", "a; rm -rf /", "$(whoami)"])
@@ -102,6 +104,7 @@ def test_the_remote_command_is_one_quoted_string():
     assert command[-1] == "echo 'a; rm -rf /' '$(whoami)'" and command[-3:-1] == ["--", "me@host"]
 
 
+@pytest.mark.hostile("ssh")
 @pytest.mark.parametrize("line,message", [
     ('ssh = "-V"', "is not user@host"),
     ('ssh = "me@host -oProxyCommand=touch"', "is not user@host"),
@@ -120,6 +123,7 @@ def test_hostile_ssh_settings_are_refused_before_anything_runs(tmp_path, line, m
         load_target(str(path))
 
 
+@pytest.mark.hostile("ssh")
 def test_a_remote_folder_not_made_by_edge_fer_is_never_replaced(loopback_target, exported, tmp_path, capsys):
     _, results = exported
     foreign = Path.home() / ".edge_fer" / "bundles" / "someone-elses"
@@ -151,6 +155,7 @@ def test_bundle_runs_by_hand(exported, tmp_path, capsys):
     assert build_bundle([]).startswith(b"\x1f\x8b")
 
 
+@pytest.mark.hostile("paths")
 def test_bundles_store_contents_not_links(exported, tmp_path):
     _, results = exported
     link = tmp_path / "model-onnx-fp32.onnx"

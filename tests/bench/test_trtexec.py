@@ -48,6 +48,7 @@ def test_cli_json_on_every_fixture(name, capsys):
     assert "throughput" in capsys.readouterr().out
 
 
+@pytest.mark.hostile("malformed-input")
 def test_not_a_trtexec_log(tmp_path):
     (tmp_path / "x.log").write_text("hello\n")
     with pytest.raises(UserError, match="no trtexec performance summary"):
@@ -55,6 +56,7 @@ def test_not_a_trtexec_log(tmp_path):
     assert parse_trtexec("")["throughput_qps"] is None
 
 
+@pytest.mark.hostile("exit-codes")
 def test_json_output_is_strict_for_absurd_logs(tmp_path, capsys):
     import json
 

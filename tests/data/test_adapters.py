@@ -102,6 +102,7 @@ def test_imagefolder_mixed_sizes_need_image_size(tmp_path):
     assert load_dataset("imagefolder", tmp_path, image_size=16).image_shape == (16, 16, 3)
 
 
+@pytest.mark.hostile("resources")
 def test_a_huge_image_is_refused_by_its_header_before_decoding(tmp_path):
     """A 20000x20000 PNG decompresses to 400 MB (1.2 GB as RGB); its header says so in a few bytes."""
     import zlib
@@ -120,3 +121,43 @@ def test_a_huge_image_is_refused_by_its_header_before_decoding(tmp_path):
         for read in (lambda: decode_image(path, 1, 64), lambda: check_image_file(path)):
             with pytest.raises(DataError, match="above the 40,000,000-pixel limit"):
                 read()
+
+
+@pytest.mark.hostile("malformed-input")
+@pytest.mark.parametrize("dataset,option,message", [
+    ("imagefolder", "channels=abc", "imagefolder option channels must be an integer, got 'abc'"),
+    ("imagefolder", "channels=2", "channels must be 1 or 3, got 2"),
+    ("imagefolder", "classes=3", "imagefolder option classes must be a list of names, got 3"),
+    ("ckplus", "folds=x", "ckplus option folds must be an integer, got 'x'"),
+    ("ckplus", "fold=true", "ckplus option fold must be an integer, got True"),
+    ("rafdb", "subsets=3", "rafdb option subsets must be a table of name = path, got 3"),
+    ("synthetic", "occlusion=nan", "synthetic option occlusion must be a number, got nan"),
+    ("synthetic", "train_count=1e12", "synthetic option train_count must be an integer"),
+    ("synthetic", "train_count=100000000", "synthetic option train_count must be in 1..1000000"),
+])
+def test_wrong_typed_adapter_options_are_one_line_errors(tmp_path, capsys, dataset, option, message):
+    from edge_fer.cli import main
+
+    (tmp_path / "train" / "happy").mkdir(parents=True)
+    root = [] if dataset == "synthetic" else ["--root", str(tmp_path)]
+    assert main(["data", "inspect", dataset, *root, "-o", option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.hostile("malformed-input")
+@pytest.mark.parametrize("dataset", ["imagefolder", "ckplus", "rafdb", "ferplus"])
+def test_a_root_that_is_a_file_is_a_one_line_error(tmp_path, capsys, dataset):
+    from edge_fer.cli import main
+
+    root = tmp_path / "a-file"
+    root.write_text("not a folder")
+    assert main(["data", "inspect", dataset, "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "dataset root is not a folder" in err and err.count("\n") == 1, err
+
+
+def test_fer2013_takes_its_csv_file_as_the_root(tmp_path):
+    write_fer2013(tmp_path / "fer2013.csv", [fer2013_row(3, "Training"), fer2013_row(6, "PublicTest"),
+                                              fer2013_row(5, "PrivateTest")])
+    assert load_dataset("fer2013", tmp_path / "fer2013.csv").splits["train"].labels.tolist() == [3]

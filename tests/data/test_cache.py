@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from edge_fer.data import load_dataset
@@ -40,6 +41,7 @@ def test_changed_label_file_invalidates_the_cache(tmp_path):
     assert len(load_dataset("ferplus", root).splits["train"]) == 3
 
 
+@pytest.mark.hostile("malformed-input")
 def test_corrupt_cache_entry_is_rebuilt(tmp_path, isolated_cache):
     root = make_ferplus(tmp_path / "ferplus")
     load_dataset("ferplus", root)

@@ -96,11 +96,12 @@ def test_real_ferplus_argmax_is_close_to_the_patt_lite_split_sizes():
         assert abs(got - paper) <= 5
 
 
+@pytest.mark.hostile("paths")
 @pytest.mark.parametrize("row,message", [
     ('/etc/passwd,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0', "must be a file name inside the split folder"),
     ('../../outside.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0', "must be a file name inside the split folder"),
-    ('fer0000000.png,"(0, 0, 48, 48)",0,1e30,0,0,0,0,0,0,1,0', "vote counts must be whole numbers"),
-    ('fer0000000.png,"(0, 0, 48, 48)",0,99999999,0,0,0,0,0,0,1,0', "vote counts must be from 0 to 1000"),
+    pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,1e30,0,0,0,0,0,0,1,0', "vote counts must be whole numbers", marks=pytest.mark.hostile("malformed-input")),
+    pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,99999999,0,0,0,0,0,0,1,0', "vote counts must be from 0 to 1000", marks=pytest.mark.hostile("malformed-input")),
 ])
 def test_hostile_label_rows_are_one_line_errors(tmp_path, row, message):
     from edge_fer.errors import DataError
@@ -111,6 +112,7 @@ def test_hostile_label_rows_are_one_line_errors(tmp_path, row, message):
         load_dataset("ferplus", root)
 
 
+@pytest.mark.hostile("malformed-input")
 def test_a_binary_label_file_is_a_one_line_error(tmp_path):
     from edge_fer.errors import DataError
 
@@ -118,3 +120,23 @@ def test_a_binary_label_file_is_a_one_line_error(tmp_path):
     (root / "FER2013Train" / "label.csv").write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(DataError, match="not UTF-8 text"):
         load_dataset("ferplus", root)
+
+
+def test_vote_distributions_train_but_score_on_the_majority_set(tmp_path):
+    from edge_fer.config import from_dict
+    from edge_fer.data import get_adapter
+    from edge_fer.train.config import TrainConfig
+    from edge_fer.train.trainer import scoring_test_split
+
+    ferplus = get_adapter("ferplus")
+    assert ferplus.scoring_mode("probability") == "majority"
+    assert ferplus.scoring_mode("argmax") == "argmax" and ferplus.scoring_mode(None) == "majority"
+    assert get_adapter("synthetic").scoring_mode(None) == "hard"
+    test_rows = [[0, 0, 0, 7, 3, 0, 0, 0, 0, 0], [0, 0, 0, 0, 4, 0, 3, 0, 2, 0]]  # the second has no majority
+    root = make_ferplus(tmp_path / "ferplus", {"FER2013Train": [[0, 9, 0, 0, 0, 0, 0, 0, 1, 0]],
+                                               "FER2013Valid": [[0, 0, 10, 0, 0, 0, 0, 0, 0, 0]], "FER2013Test": test_rows})
+    soft = load_dataset("ferplus", root, label_mode="probability")
+    assert len(soft.splits["test"]) == 2
+    config = from_dict(TrainConfig, {"data": {"dataset": "ferplus", "root": str(root), "label_mode": "probability"}})
+    scored = scoring_test_split(config.data, soft, soft.splits["test"])
+    assert scored.labels.tolist() == [3] and scored.soft_labels is None

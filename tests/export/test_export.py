@@ -8,8 +8,8 @@ from edge_fer.cli import main
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
 from edge_fer.export.exporter import BUILDERS, EngineBuilder, ExportSettings, export
-from edge_fer.export.formats import export_formats, get_format, parse_formats
-from edge_fer.export.metadata import file_sha256, read_metadata
+from edge_fer.formats import export_formats, get_format, parse_formats
+from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.runtimes import runtime_for
 
 CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]
@@ -121,6 +121,7 @@ def test_every_artifact_carries_its_metadata(exported):
     assert report["parity_images"] == 200
 
 
+@pytest.mark.hostile("exit-codes")
 def test_failed_check_is_marked_and_the_command_exits_non_zero(exported, tmp_path, capsys):
     root, _ = exported
     settings = ExportSettings(formats="tflite-dynamic,tflite-fp32", calibration_images=16, parity_images=50,

@@ -33,6 +33,7 @@ def rewrite_config(path, config):
             archive.writestr(name, data)
 
 
+@pytest.mark.hostile("code-execution")
 def test_a_crafted_layer_config_never_runs(exported, tmp_path):
     folder = copy_model(exported, tmp_path)
     marker = tmp_path / "pwned"
@@ -46,6 +47,7 @@ def test_a_crafted_layer_config_never_runs(exported, tmp_path):
     np.testing.assert_array_equal(model(images).numpy(), original(images).numpy())
 
 
+@pytest.mark.hostile("code-execution")
 def test_foreign_or_tampered_files_are_one_line_refusals(exported, tmp_path):
     folder = copy_model(exported, tmp_path)
     legacy = tmp_path / "model.h5"

@@ -20,7 +20,7 @@ def test_non_keras_runtimes_do_not_import_tensorflow():
     import sys
 
     code = ("import sys, edge_fer.runtimes.litert, edge_fer.runtimes.onnxruntime_runtime, edge_fer.runtimes.tensorrt_runtime, "
-            "edge_fer.export.formats, edge_fer.export.metadata, edge_fer.compare; "
+            "edge_fer.formats, edge_fer.artifacts, edge_fer.compare; "
             "sys.exit(1 if 'tensorflow' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
@@ -62,3 +62,42 @@ def test_int8_io_round_trip():
     q = quantize(values, detail)
     assert q.dtype == np.int8 and q.tolist() == [-128, -20, -10, -4, 127]
     np.testing.assert_allclose(dequantize(q, detail), [-59.0, -5.0, 0.0, 3.0, 68.5])
+
+
+def tiny_onnx(path, input_shape, output_shape):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "not-a-classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape)],
+        [helper.make_tensor("shape", TensorProto.INT64, [len(output_shape)], output_shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.hostile("malformed-input")
+@pytest.mark.parametrize("input_shape,output_shape,message", [
+    ([1, 8, 8, 3], [1, 8, 24], "output shape [1, 8, 24] is not (batch, classes)"),
+    ([1, 192], [1, 192], "input shape [1, 192] is not (batch, height, width, channels)"),
+])
+def test_an_onnx_that_is_not_an_image_classifier_is_refused_at_load(tmp_path, input_shape, output_shape, message):
+    path = tiny_onnx(tmp_path / "model-onnx-fp32.onnx", input_shape, output_shape)
+    with pytest.raises(UserError) as error:
+        runtime_for(path).load()
+    assert message in str(error.value)
+
+
+@pytest.mark.hostile("malformed-input")
+def test_predict_on_a_non_classifier_is_one_line(tmp_path, capsys):
+    from edge_fer.cli import main
+    from tests.helpers import write_png
+
+    path = tiny_onnx(tmp_path / "model-onnx-fp32.onnx", [1, 8, 8, 3], [1, 8, 24])
+    (tmp_path / "model-onnx-fp32.onnx.json").write_text('{"classes": ["a", "b"], "image_size": 8}')
+    assert main(["predict", "--artifact", str(path), str(write_png(tmp_path / "face.png"))]) == 2
+    err = capsys.readouterr().err
+    assert "is not (batch, classes)" in err and err.count("\n") == 1, err

@@ -82,6 +82,7 @@ def fake_tensorrt(version):
         num_io_tensors=2, get_tensor_name=lambda i: ["pixels", "probabilities"][i],
         get_tensor_mode=lambda name: "in" if name == "pixels" else "out",
         get_tensor_profile_shape=lambda name, profile: [(1, 8, 8, 3), (1, 8, 8, 3), (4, 8, 8, 3)],
+        get_tensor_shape=lambda name: (-1, 8, 8, 3) if name == "pixels" else (-1, 7),  # -1: the dynamic batch
         get_tensor_dtype=lambda name: "float", create_execution_context=FakeContext)
     trt.Runtime = lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda data: engine)
     return trt

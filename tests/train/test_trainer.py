@@ -109,6 +109,7 @@ def test_zero_scratch_epochs_saves_the_warm_started_model_at_another_size(traine
                                   source.get_layer("patch_pointwise").get_weights()[0])
 
 
+@pytest.mark.hostile("resources")
 def test_negative_epochs_is_a_one_line_error_before_any_output(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none",
@@ -131,6 +132,7 @@ def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_p
                                   source.get_layer("conv_pw_3").get_weights()[0])
 
 
+@pytest.mark.hostile("code-execution")
 def test_warm_start_from_a_foreign_model_is_a_one_line_refusal(tmp_path, capsys):
     """A .keras file edge-fer did not write (no model.json to rebuild it from) is refused, never deserialized."""
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="other")])

@@ -60,22 +60,3 @@ def parse_formats(text: str) -> list[ExportFormat]:
     if text in ("all", "cpu"):
         return [f for f in FORMATS if text == "all" or not f.needs_gpu]
     return [get_format(name.strip()) for name in text.split(",") if name.strip()]
-
-
-def format_of_artifact(path) -> ExportFormat:
-    """The format an exported file belongs to, from its file name (model-<format><suffix>) or its metadata."""
-    from pathlib import Path
-
-    from edge_fer.export.metadata import read_metadata
-
-    path = Path(path)
-    meta = read_metadata(path)
-    if meta and meta.get("format"):
-        return get_format(meta["format"])
-    for export_format in FORMATS:
-        if path.name == export_format.file_name:
-            return export_format
-    by_suffix = {".tflite": "tflite-fp32", ".onnx": "onnx-fp32", ".engine": "tensorrt-fp32"}
-    if path.suffix in by_suffix:
-        return get_format(by_suffix[path.suffix])
-    raise UserError(f"{path}: not a known artifact (expected .tflite, .onnx, .engine or a model.keras folder)")

@@ -1,0 +1,136 @@
+"""What an artifact is: its format (from its name or metadata) and the metadata record that travels with it, a
+JSON file beside it (<artifact>.json) and for ONNX also the model's metadata_props. Export, the runtimes and the
+bench all read artifacts through this module; it imports neither TensorFlow nor any runtime."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from edge_fer.errors import UserError
+from edge_fer.formats import FORMATS, ExportFormat, get_format
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to .partial-<name>, then rename: a reader sees the whole file or none, and a failure (a full disk,
+    a read-only folder, a folder in the way) leaves nothing behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name")
+    temporary = path.with_name(f".partial-{path.name}")
+    try:
+        temporary.write_bytes(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_metadata(artifact: Path, record: dict) -> None:
+    atomic_write_bytes(sidecar_path(artifact), json.dumps(record, indent=2, default=str).encode())
+
+
+def read_metadata(artifact: str | Path) -> dict | None:
+    """The artifact's record from its sidecar (or ONNX metadata_props), checked: a record a program reads fields
+    from must have them in the right type, or it is a one-line UserError naming the file."""
+    artifact = Path(artifact)
+    sidecar = sidecar_path(artifact)
+    if sidecar.is_file():
+        return check_metadata(parse_record(sidecar.read_bytes(), sidecar), sidecar)
+    if artifact.suffix == ".onnx" and artifact.is_file():
+        import onnx
+
+        try:
+            model = onnx.load(str(artifact), load_external_data=False)
+        except Exception:  # not an ONNX file: no metadata; the runtime says what is wrong when it loads it
+            return None
+        for prop in model.metadata_props:
+            if prop.key == "edge_fer":
+                return check_metadata(parse_record(prop.value.encode(), artifact), artifact)
+    return None
+
+
+MAX_RECORD_BYTES = 16 << 20
+
+# field: (the types it may have, what to say); absent fields are fine, present ones must be right
+RECORD_FIELDS = {
+    "format": ((str,), "a format name"),
+    "classes": ((list,), "a list of class names"),
+    "image_size": ((int,), "an integer number of pixels"),
+    "input_shape": ((list,), "a list of integers"),
+    "preprocessing": ((dict,), "a table"),
+    "metrics": ((dict,), "a table"),
+    "dataset": ((dict,), "a table"),
+    "variant": ((str,), "a model variant name"),
+    "num_classes": ((int,), "an integer"),
+}
+
+
+def parse_record(payload: bytes, source: Path) -> dict:
+    if len(payload) > MAX_RECORD_BYTES:
+        raise UserError(f"{source}: metadata larger than {MAX_RECORD_BYTES >> 20} MB; not an edge_fer record")
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{source}: metadata is not valid JSON ({error}); re-export the artifact or delete the .json") from None
+
+
+def check_metadata(record, source: Path) -> dict:
+    if not isinstance(record, dict):
+        raise UserError(f"{source}: metadata must be a JSON object, got {type(record).__name__}")
+    for field, (kinds, wanted) in RECORD_FIELDS.items():
+        value = record.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise UserError(f"{source}: metadata field {field!r} must be {wanted}, got {value!r:.60}")
+    if "classes" in record and not all(isinstance(name, str) for name in record["classes"]):
+        raise UserError(f"{source}: metadata field 'classes' must be a list of class names")
+    if "image_size" in record and not 8 <= record["image_size"] <= 4096:
+        raise UserError(f"{source}: metadata field 'image_size' must be 8..4096, got {record['image_size']}")
+    if record.get("format") not in (None, "keras"):
+        get_format(record["format"])
+    return record
+
+
+def embed_onnx_metadata(model_proto, record: dict):
+    """Store the record in metadata_props (key 'edge_fer'), plus the class names on their own for other tools."""
+    for key in ("edge_fer", "classes"):
+        for prop in list(model_proto.metadata_props):
+            if prop.key == key:
+                model_proto.metadata_props.remove(prop)
+    entry = model_proto.metadata_props.add()
+    entry.key, entry.value = "edge_fer", json.dumps(record, default=str)
+    classes = model_proto.metadata_props.add()
+    classes.key, classes.value = "classes", json.dumps(record.get("classes", []))
+    return model_proto
+
+
+def format_of_artifact(path) -> ExportFormat:
+    """The format an exported file belongs to, from its file name (model-<format><suffix>) or its metadata."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if meta and meta.get("format"):
+        return get_format(meta["format"])
+    for export_format in FORMATS:
+        if path.name == export_format.file_name:
+            return export_format
+    by_suffix = {".tflite": "tflite-fp32", ".onnx": "onnx-fp32", ".engine": "tensorrt-fp32"}
+    if path.suffix in by_suffix:
+        return get_format(by_suffix[path.suffix])
+    raise UserError(f"{path}: not a known artifact (expected .tflite, .onnx, .engine or a model.keras folder)")

@@ -1,0 +1,35 @@
+"""`edge-fer pick`: the most accurate artifact a target runs within a latency budget, from the results store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_fer.bench import store
+from edge_fer.errors import UserError
+
+
+def candidates(store_path: str | Path, target: str, formats: list[str] | None = None, dataset: str | None = None) -> list[dict]:
+    """The newest passed, scored row per artifact on `target` (optionally of some formats only). Accuracies
+    compare only on one dataset, so a store holding several needs `dataset`."""
+    from edge_fer.report import latest_per_artifact
+
+    if not Path(store_path).is_file():
+        raise UserError(f"no results store at {store_path}; run `edge-fer bench` first or give --store FILE")
+    store.check(store_path)
+    by_target = latest_per_artifact(store.fetch(store_path))
+    if target not in by_target:
+        known = ", ".join(sorted(by_target)) or "none"
+        raise UserError(f"the store has no rows for target {target!r} (it has: {known})")
+    rows = [row for row in by_target[target] if row["status"] == "passed"
+            and row.get("p50_ms") is not None and row.get("accuracy") is not None]
+    rows = [row for row in rows if (not formats or row["format"] in formats) and (not dataset or row["dataset"] == dataset)]
+    datasets = sorted({str(row["dataset"]) for row in rows})
+    if len(datasets) > 1:
+        raise UserError(f"the rows on {target} are scored on several datasets ({', '.join(datasets)}); pass --dataset NAME")
+    return rows
+
+
+def pick(rows: list[dict], max_p50_ms: float) -> dict | None:
+    """Most accurate under the budget; ties go to the faster artifact."""
+    fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
+    return max(fitting, key=lambda row: (row["accuracy"], -row["p50_ms"]), default=None)

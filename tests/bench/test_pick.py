@@ -1,0 +1,64 @@
+"""`edge-fer pick`: the most accurate artifact under a latency budget, from a results store."""
+
+import json
+
+import pytest
+
+from edge_fer.bench import store
+from edge_fer.cli import main
+
+
+def row(name, accuracy, p50, status="passed", dataset="ferplus", target="host-cpu"):
+    return {"run_id": "r", "created": "2026-11-28T00:00:00", "target": target, "artifact": f"a/model-{name}.tflite",
+            "artifact_sha256": name, "format": name, "status": status, "p50_ms": p50, "accuracy": accuracy,
+            "dataset": dataset, "size_bytes": 1000}
+
+
+@pytest.fixture
+def results(tmp_path):
+    path = tmp_path / "results.sqlite"
+    store.insert(path, [row("tflite-fp32", 0.81, 0.86), row("tflite-int8", 0.817, 0.56), row("tflite-int8-qat", 0.822, 0.44),
+                        row("onnx-fp32", 0.90, 1.19, status="failed"), row("onnx-int8-qdq", 0.822, 3.27)])
+    return path
+
+
+@pytest.mark.parametrize("budget,expected", [(0.5, "tflite-int8-qat"), (1.0, "tflite-int8-qat"), (0.44, "tflite-int8-qat"),
+                                             (10, "tflite-int8-qat")])
+def test_the_most_accurate_within_the_budget_ties_to_the_faster(results, capsys, budget, expected):
+    assert main(["pick", "--store", str(results), "--target", "host-cpu", "--max-p50-ms", str(budget), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pick"]["format"] == expected  # onnx-int8-qdq ties at 0.822, slower
+
+
+def test_a_failed_row_is_never_picked_and_formats_narrow_the_choice(results, capsys):
+    assert main(["pick", "--store", str(results), "--target", "host-cpu", "--max-p50-ms", "2", "--format",
+                 "onnx-fp32,tflite-fp32", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pick"]["format"] == "tflite-fp32"
+
+
+def test_nothing_fits_is_one_line_and_exit_2(results, capsys):
+    assert main(["pick", "--store", str(results), "--target", "host-cpu", "--max-p50-ms", "0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nothing fits") and "the fastest is tflite-int8-qat at 0.440 ms" in err and err.count("\n") == 1
+
+
+@pytest.mark.hostile("malformed-input")
+@pytest.mark.parametrize("argv,message", [
+    (["--target", "jetson-orin-nano", "--max-p50-ms", "1"], "no rows for target 'jetson-orin-nano' (it has: host-cpu)"),
+    (["--target", "host-cpu", "--max-p50-ms", "nan"], "--max-p50-ms must be a positive number"),
+    (["--target", "host-cpu", "--max-p50-ms", "-1"], "--max-p50-ms must be a positive number"),
+    (["--target", "host-cpu", "--max-p50-ms", "1", "--format", "tflite-fp64"], "unknown export format 'tflite-fp64'"),
+])
+def test_bad_questions_are_one_line_errors(results, capsys, argv, message):
+    assert main(["pick", "--store", str(results), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_a_store_mixing_datasets_needs_one_named(results, capsys, tmp_path):
+    store.insert(results, [row("tflite-fp16", 0.99, 0.3, dataset="synthetic")])
+    assert main(["pick", "--store", str(results), "--target", "host-cpu", "--max-p50-ms", "1"]) == 2
+    assert "several datasets (ferplus, synthetic); pass --dataset NAME" in capsys.readouterr().err
+    assert main(["pick", "--store", str(results), "--target", "host-cpu", "--max-p50-ms", "1", "--dataset", "ferplus", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pick"]["format"] == "tflite-int8-qat"
+    assert main(["pick", "--store", str(tmp_path / "none.sqlite"), "--target", "host-cpu", "--max-p50-ms", "1"]) == 2
+    assert not (tmp_path / "none.sqlite").exists()

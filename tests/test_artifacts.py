@@ -1,0 +1,45 @@
+"""What an artifact is: its format, and a metadata record checked before any field of it is used."""
+
+import json
+
+import pytest
+
+from edge_fer.artifacts import format_of_artifact, read_metadata
+from edge_fer.cli import main
+
+
+def test_format_from_name_then_metadata(tmp_path):
+    named = tmp_path / "model-tflite-int8.tflite"
+    named.write_bytes(b"x")
+    assert format_of_artifact(named).name == "tflite-int8"
+    renamed = tmp_path / "mine.tflite"
+    renamed.write_bytes(b"x")
+    (tmp_path / "mine.tflite.json").write_text(json.dumps({"format": "tflite-int8-qat", "classes": ["a", "b"]}))
+    assert format_of_artifact(renamed).name == "tflite-int8-qat"
+    assert read_metadata(renamed)["classes"] == ["a", "b"]
+
+
+@pytest.mark.hostile("malformed-input")
+@pytest.mark.parametrize("sidecar,message", [
+    (b"{bad", "metadata is not valid JSON"),
+    (b"\xff\xfe binary", "metadata is not valid JSON"),
+    (b"[1, 2]", "metadata must be a JSON object, got list"),
+    (b'{"classes": 5}', "metadata field 'classes' must be a list of class names, got 5"),
+    (b'{"classes": [1, 2]}', "metadata field 'classes' must be a list of class names"),
+    (b'{"image_size": "big"}', "metadata field 'image_size' must be an integer number of pixels"),
+    (b'{"image_size": 100000}', "metadata field 'image_size' must be 8..4096, got 100000"),
+    (b'{"format": "zip"}', "unknown export format 'zip'"),
+    (b'{"preprocessing": "none"}', "metadata field 'preprocessing' must be a table"),
+])
+def test_bad_sidecars_are_one_line_errors_in_every_command(tmp_path, capsys, sidecar, message):
+    artifact = tmp_path / "model-tflite-fp32.tflite"
+    artifact.write_bytes(b"tflite bytes")
+    (tmp_path / "model-tflite-fp32.tflite.json").write_bytes(sidecar)
+    image = tmp_path / "face.png"
+    image.write_bytes(b"")
+    for argv in (["bench", str(artifact), "--store", str(tmp_path / "r.sqlite")],
+                 ["predict", "--artifact", str(artifact), str(image)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r.sqlite").exists()  # refused before the store was made
