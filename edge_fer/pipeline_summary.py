@@ -32,7 +32,7 @@ def stage_note(stage: dict) -> str:
     if name == "report" and stage.get("report"):
         return str(stage["report"])
     if name == "data":
-        sizes = stage.get("sizes") or stage.get("splits")
+        sizes = stage.get("sizes")
         if isinstance(sizes, dict):
             return ", ".join(f"{k} {v}" for k, v in sizes.items())[:60]
     return ""
