@@ -531,12 +531,10 @@ def _engine_parity_images(args, image_size: int):
 
 
 def cmd_report(args) -> int:
-    from pathlib import Path
-
+    from edge_fer.bench import store
     from edge_fer.report import COLUMNS, build_report, dataset_note
 
-    if not Path(args.store).is_file():
-        raise UserError(f"no results store at {args.store}; run `edge-fer bench` or `edge-fer run` first, or give --store FILE")
+    store.require(args.store)
     report = build_report(args.store, args.out)
     if args.json:
         ui.print_json(report)

@@ -4,6 +4,7 @@ accuracy, p50 latency and size. Both fit 100 columns."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 WIDTH = 100
@@ -13,12 +14,10 @@ def stage_note(stage: dict) -> str:
     """A short human line for a stage's summary (the JSON summary stays in `--json` and the manifests)."""
     name = stage["stage"]
     if name in ("train", "qat") and "accuracy" in stage:
-        note = f"test accuracy {stage['accuracy']:.4f}"
-        return note + ("" if stage.get("pretrained", True) else ", from scratch") if name == "train" else note
+        scratch = ", from scratch" if name == "train" and stage.get("pretrained") is False else ""
+        return f"test accuracy {stage['accuracy']:.4f}{scratch}"
     if name == "export" and "formats" in stage:
-        statuses = list(stage["formats"].values())
-        counts = {status: statuses.count(status) for status in dict.fromkeys(statuses)}
-        return ", ".join(f"{count} {status}" for status, count in counts.items())
+        return ", ".join(f"{count} {status}" for status, count in Counter(stage["formats"].values()).items())
     if name == "evaluate":
         scores = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds") and isinstance(v, float)}
         if scores:

@@ -104,9 +104,11 @@ class Predictor:
         height, width = image_bgr.shape[:2]
         grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
         results = []
-        boxes = self.detector.detect(grey) if self.settings.detect else [(0, 0, width, height)]
-        for detected in boxes:
-            box = expand(detected, self.settings.margin, width, height) if self.settings.detect else detected
+        if self.settings.detect:
+            boxes = [expand(found, self.settings.margin, width, height) for found in self.detector.detect(grey)]
+        else:
+            boxes = [(0, 0, width, height)]
+        for box in boxes:
             batch = crop_to_input(image_bgr, box, self.size, self.grey_model)
             started = time.perf_counter_ns()
             probabilities = self.runner.infer(batch)[0]

@@ -13,9 +13,7 @@ def candidates(store_path: str | Path, target: str, formats: list[str] | None = 
     compare only on one dataset, so a store holding several needs `dataset`."""
     from edge_fer.report import latest_per_artifact
 
-    if not Path(store_path).is_file():
-        raise UserError(f"no results store at {store_path}; run `edge-fer bench` first or give --store FILE")
-    store.check(store_path)
+    store.require(store_path)
     by_target = latest_per_artifact(store.fetch(store_path))
     if target not in by_target:
         known = ", ".join(sorted(by_target)) or "none"

@@ -49,6 +49,15 @@ def check(path: str | Path) -> None:
                         "not an edge-fer store")
 
 
+def require(path: str | Path) -> None:
+    """An existing, valid store, for the commands that only read one (report, pick)."""
+    from edge_fer.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"no results store at {path}; run `edge-fer bench` or `edge-fer run` first, or give --store FILE")
+    check(path)
+
+
 def insert(path: str | Path, rows: list[dict]) -> None:
     with connect(path) as connection:
         for row in rows:

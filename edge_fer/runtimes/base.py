@@ -49,7 +49,7 @@ def spec_from_shapes(path: Path, input_shape, output_shape, classifier: bool = T
         raise UserError(f"{path}: input shape {dims} is not (batch, height, width, channels); not an edge_fer image classifier")
     if classifier and len(list(output_shape)) != 2:
         raise UserError(f"{path}: output shape {plain_dims(output_shape)} is not (batch, classes); not an edge_fer classifier")
-    return InputSpec(int(dims[1]), int(dims[2]), int(dims[3]))
+    return InputSpec(*dims[1:])
 
 
 class Runner(ABC):
