@@ -119,7 +119,7 @@ def cmd_model_summary(args) -> int:
 
     check_limit("num_classes", args.num_classes, "--num-classes")
     check_limit("image_size", args.image_size, "--image-size")
-    model = create_model(args.variant, args.num_classes, args.image_size, weights="none")
+    model = create_model(args.variant, args.num_classes, args.image_size, weights="none", alpha=args.alpha)
     summary = model_summary(model)
     if args.json:
         ui.print_json(summary)
@@ -137,6 +137,7 @@ def add_model_commands(commands) -> None:
     summary.add_argument("variant")
     summary.add_argument("--image-size", type=int, default=224)
     summary.add_argument("--num-classes", type=int, default=8)
+    summary.add_argument("--alpha", type=float, default=1.0, help="MobileNet width multiplier (0.25, 0.5, 0.75, 1.0, ...)")
     summary.add_argument("--json", action="store_true")
     summary.set_defaults(run=cmd_model_summary)
 
@@ -400,6 +401,9 @@ def dataset_spec_from_args(args) -> dict | None:
 
 
 def cmd_bench(args) -> int:
+    import tempfile
+    from pathlib import Path
+
     from edge_fer.bench.runner import BenchSettings, bench
 
     from edge_fer.config import from_dict
@@ -407,13 +411,25 @@ def cmd_bench(args) -> int:
     settings = from_dict(BenchSettings, {"min_queries": args.min_queries, "min_duration_s": args.min_duration,
                                          "warmup_queries": args.warmup, "offline_batch": args.offline_batch,
                                          "threads": args.threads, "store": args.store}, "--")
-    rows = bench(args.artifacts, args.target, settings, dataset_spec_from_args(args))
+    if not args.artifacts and not args.peak:
+        raise UserError("give the artifacts to benchmark, or --peak for the host's MAC rate")
+    rows = bench(args.artifacts, args.target, settings, dataset_spec_from_args(args)) if args.artifacts else []
+    if args.peak:
+        from edge_fer.bench.peak import write_peak_artifacts
+
+        ui.log("building the peak models (3×3 convolutions) in every CPU format")
+        with tempfile.TemporaryDirectory() as folder:
+            rows += bench(write_peak_artifacts(Path(folder)), args.target, settings, None)  # random inputs, unscored
     if args.json:
         ui.print_json(rows)
     else:
+        from edge_fer.bench.peak import peak_rates
         from edge_fer.report import COLUMNS, table_rows
 
-        ui.out.print(ui.table(f"benchmark on {args.target} (batch 1 latency; images/s batched)", COLUMNS, table_rows(rows, args.target)))
+        ui.out.print(ui.table(f"benchmark on {args.target} (batch 1 latency; images/s batched)", COLUMNS,
+                              table_rows(rows, args.target, peak_rates(rows))))
+        for (target, name), rate in peak_rates(rows).items():
+            ui.out.print(f"peak {name} on {target}: {rate / 1e9:.1f} GMAC/s")
         ui.out.print(f"{len(rows)} rows added to {args.store}")
     return 1 if any(row["status"] != "passed" for row in rows) else 0
 
@@ -585,7 +601,8 @@ def add_bench_commands(commands) -> None:
     chooser.add_argument("--json", action="store_true")
     chooser.set_defaults(run=cmd_pick)
     bench = commands.add_parser("bench", help="latency (MLPerf SingleStream/Offline), size, memory and accuracy per artifact")
-    bench.add_argument("artifacts", nargs="+")
+    bench.add_argument("artifacts", nargs="*")
+    bench.add_argument("--peak", action="store_true", help="also measure the host's peak MAC rate per runtime and precision")
     bench.add_argument("--target", default="host-cpu", help="target profile (targets/NAME.toml or a path)")
     bench.add_argument("--dataset", help="score every artifact on this dataset's test split")
     bench.add_argument("--root")
@@ -668,13 +685,14 @@ def cmd_run(args) -> int:
     if args.json:
         ui.print_json(summary)
     else:
-        from edge_fer.pipeline_summary import WIDTH, artifact_rows, stage_rows
+        from edge_fer.pipeline_summary import WIDTH, artifact_rows, busy_footnote, stage_rows
 
         console = ui.narrow(ui.out, WIDTH)
         console.print(ui.table(f"pipeline {config.name}", ["stage", "status", "seconds", "summary"], stage_rows(summary)))
-        artifacts = artifact_rows(config.folder, summary)
+        artifacts = artifact_rows(config.folder)
         if artifacts:
-            console.print(ui.table("artifacts", ["artifact", "export", "accuracy", "p50 ms", "size MB"], artifacts))
+            console.print(ui.table("artifacts", ["artifact", "export", "accuracy", "p50 ms", "size MB"], artifacts,
+                                   caption=busy_footnote(artifacts)))
     failed = any(s["status"] in ("ran with failures", "skipped with failures") for s in summary)
     return 1 if failed else 0
 

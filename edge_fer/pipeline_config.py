@@ -53,6 +53,8 @@ class BenchSection:
     threads: int | None = None
     store: str | None = None  # default: runs/<name>/results.sqlite
     score: bool = True  # score every artifact on the test split during the benchmark
+    peak: bool = False  # also measure the host's peak MAC rate (the report's MAC share column)
+    time_failed_check: bool = False  # also time artifacts that failed their parity check (latency-only pipelines)
 
 
 @dataclass

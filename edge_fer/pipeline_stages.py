@@ -93,9 +93,10 @@ def stage_export(pipeline, stage_dir: Path) -> dict:
     return {"summary": {"formats": statuses}, "metrics": results, "status": "ran with failures" if bad else "ran"}
 
 
-def exported_artifacts(pipeline) -> list[Path]:
+def exported_artifacts(pipeline, also_failed_check: bool = False) -> list[Path]:
     report = json.loads((pipeline.stage_dir("export") / "export.json").read_text())
-    return [Path(r["path"]) for r in report["results"] if r["status"] == "passed"]
+    wanted = ("passed", "failed-check") if also_failed_check else ("passed",)
+    return [Path(r["path"]) for r in report["results"] if r["status"] in wanted and r.get("path")]
 
 
 def stage_evaluate(pipeline, stage_dir: Path) -> dict:
@@ -156,17 +157,23 @@ def store_path(pipeline) -> Path:
 
 
 def stage_bench(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.bench.peak import PEAK_VARIANT, write_peak_artifacts
     from edge_fer.bench.runner import BenchSettings, bench
 
     section = pipeline.config.bench
     settings = BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
                              min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
                              threads=section.threads, store=str(store_path(pipeline)))
-    rows = bench(exported_artifacts(pipeline), section.target, settings,
+    rows = bench(exported_artifacts(pipeline, section.time_failed_check), section.target, settings,
                  scoring_spec(pipeline) if section.score else None)
+    if section.peak:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            rows += bench(write_peak_artifacts(Path(folder)), section.target, settings, None)
     (stage_dir / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
-    return {"summary": {r["format"]: {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")}
-                        for r in rows}}
+    return {"summary": {(f"peak {r['format']}" if r.get("variant") == PEAK_VARIANT else r["format"]):
+                        {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")} for r in rows}}
 
 
 def training_lines(train_dir: Path) -> list[str] | None:
@@ -185,15 +192,45 @@ def training_lines(train_dir: Path) -> list[str] | None:
              f"label mode {record['dataset']['label_mode']}, sizes {record['dataset']['sizes']}",
              f"- schedule: {record['schedule']}; {epochs} epochs took {seconds:.0f} s on this machine "
              f"(the sum of the logged epoch times, across resumed sessions)",
-             f"- settings: `{json.dumps(record['config']['train'], default=str)}`"]
+             f"- settings: {settings_text(schedule_settings(record['config']['train']))}"]
     lines += [f"- note: {note}" for note in dict.fromkeys(r["note"] for r in history if r.get("note"))]
     if record.get("init_from"):
         init = record["init_from"]
         lines.append(f"- initialised from `{init['path']}` ({init['layers_copied']} layers copied; fresh: "
                      f"{', '.join(init['layers_fresh']) or 'none'})")
+    if record.get("distillation"):
+        lines.append(distillation_line(record["distillation"], record["metrics"].get("test")))
     if not record["pretrained"]:
         lines.append("- These are FROM-SCRATCH numbers: no ImageNet weights were available.")
     return lines
+
+
+def schedule_settings(train: dict) -> dict:
+    """The training settings without the sections of the schedule that did not run."""
+    unused = ("head", "finetune") if train.get("schedule") == "from_scratch" else ("scratch",)
+    return {key: value for key, value in train.items() if key not in unused}
+
+
+def settings_text(settings: dict, prefix: str = "") -> str:
+    """Nested settings as 'key value' pairs that wrap like prose: 'batch_size 32; scratch.epochs 20; ...'."""
+    pairs = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            inner = settings_text(value, f"{prefix}{key}.")
+            pairs += [inner] if inner else []
+        elif value not in (None, [], {}):
+            pairs.append(f"{prefix}{key} {value}")
+    return "; ".join(pairs)
+
+
+def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
+    teachers = ", ".join(distillation["teacher"])
+    own = distillation.get("teacher_test_accuracy")
+    measured = (f"; teacher test accuracy {', '.join(f'{a:.4f}' for a in own)}"
+                + (f" (ensemble {distillation['ensemble_test_accuracy']:.4f})" if len(own) > 1 else "")) if own else ""
+    student = f", student {test_metrics['accuracy']:.4f}" if test_metrics else ""
+    return (f"- distilled from {teachers} (temperature {distillation['temperature']}, weight {distillation['weight']})"
+            f"{measured}{student}")
 
 
 def training_section(pipeline) -> tuple[str, str] | None:

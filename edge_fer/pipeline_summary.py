@@ -7,6 +7,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from edge_fer.bench.peak import PEAK_VARIANT
+
 WIDTH = 100
 
 
@@ -41,23 +43,38 @@ def stage_rows(summary: list[dict]) -> list[list]:
     return [[s["stage"], s["status"], s.get("seconds"), stage_note(s)] for s in summary]
 
 
-def artifact_rows(run_folder: Path, summary: list[dict]) -> list[list]:
-    """artifact, export status, accuracy (evaluate), p50 ms (bench), size MB, from the run's own files."""
-    by_stage = {s["stage"]: s for s in summary}
-    export_file = run_folder / "export" / "export.json"
-    if not export_file.is_file():
-        return []
-    exported = json.loads(export_file.read_text()).get("results", [])
-    accuracy = by_stage.get("evaluate", {})
-    bench = by_stage.get("bench", {})
+def artifact_rows(run_folder: Path, summary: list[dict] | None = None) -> list[list]:
+    """artifact, export status, accuracy, p50 ms, size MB, read from the run's own stage files, so stages
+    cached or skipped in this invocation still show their numbers. A p50 timed on a busy host ends in '*'."""
+    exported = read_json(run_folder / "export" / "export.json", {}).get("results", [])
+    evaluated = read_json(run_folder / "evaluate" / "evaluate.json", {})
+    first_mode = next((scores for scores in evaluated.values() if isinstance(scores, dict)), {})
+    measured = {row["format"]: row for row in read_json(run_folder / "bench" / "bench.json", [])
+                if isinstance(row, dict) and row.get("status") == "passed" and row.get("variant") != PEAK_VARIANT}
     rows = []
     for result in exported:
         name = result["format"]
-        measured = bench.get(name) if isinstance(bench.get(name), dict) else {}
+        accuracy = (first_mode.get(name) or {}).get("accuracy")
+        bench_row = measured.get(name, {})
+        busy = ((bench_row.get("metrics") or {}).get("host") or {}).get("busy")
         size = result.get("size_bytes")
-        rows.append([name, result["status"], accuracy.get(name), milliseconds(measured.get("p50_ms")),
-                     round(size / 1e6, 2) if size else None])
+        p50 = milliseconds(bench_row.get("p50_ms"))
+        rows.append([name, result["status"], None if accuracy is None else round(accuracy, 4),
+                     f"{p50}*" if p50 and busy else p50, round(size / 1e6, 2) if size else None])
     return rows
+
+
+def busy_footnote(rows: list[list]) -> str | None:
+    if any(isinstance(row[3], str) and row[3].endswith("*") for row in rows):
+        return "* timed while other processes kept the CPU busy: an upper bound (see the report's other-load column)"
+    return None
+
+
+def read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
 
 
 def milliseconds(value) -> str | None:

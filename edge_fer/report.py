@@ -3,16 +3,17 @@ terminal. Per target: the latest measurement of each artifact; below, every run,
 
 from __future__ import annotations
 
-import html
-import json
 import os
+import re
 from pathlib import Path
 
 from edge_fer.bench import store
+from edge_fer.bench.host import BUSY_CORES
+from edge_fer.bench.peak import PEAK_VARIANT, mac_share, peak_rates
 from edge_fer.targets import load_target
 
 COLUMNS = ["format", "precision", "size MB", "accuracy", "macro-F1", "agreement", "p50 ms", "p90 ms", "images/s",
-           "roofline est. ms"]
+           "other load", "MAC share", "roofline est. ms"]
 
 
 SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
@@ -25,6 +26,8 @@ def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
     latest: dict[tuple, dict] = {}
     scored: dict[tuple, dict] = {}
     for row in rows:
+        if row.get("variant") == PEAK_VARIANT:
+            continue  # the host's peak, not an artifact
         latest[(row["target"], row["artifact"], row["format"])] = row
         if row.get("accuracy") is not None:
             scored[content_key(row)] = row
@@ -58,35 +61,124 @@ def roofline_ms(row: dict, target_name: str) -> float | None:
     return 1000 * max(compute_s, memory_s)
 
 
-def table_rows(rows: list[dict], target: str) -> list[list]:
+def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list[list]:
+    """One line per row; MAC share = the artifact's MACs / p50 over the host's peak (bench --peak) for its runtime
+    and precision, where a peak was measured."""
     def number(value, digits=3):
         return None if value is None else round(float(value), digits)
 
     return [[row["format"], row.get("precision"), number((row.get("size_bytes") or 0) / 1e6, 2) if row.get("size_bytes") else None,
              number(row.get("accuracy"), 4), number(row.get("macro_f1"), 4), number(row.get("agreement"), 4),
              number(row.get("p50_ms")), number(row.get("p90_ms")), number(row.get("images_per_s"), 1),
-             number(roofline_ms(row, target), 4)] if row["status"] == "passed" else
-            [row["format"], row.get("precision"), None, None, None, None, None, None, None, f"failed: {row.get('reason')}"]
+             load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
+            if row["status"] == "passed" else
+            [row["format"], row.get("precision"), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
             for row in rows]
 
 
-def plot_accuracy_latency(rows: list[dict], target: str, path: Path) -> bool:
+def peak_note(target: str, rates: dict) -> str:
+    peaks = [f"{name} {rate / 1e9:.1f} GMAC/s" for (where, name), rate in sorted(rates.items()) if where == target]
+    if not peaks:
+        return ""
+    return (f"Host peak (`edge-fer bench --peak`, 3×3 convolutions, same runner and threads): {', '.join(peaks)}. "
+            "*MAC share* is each artifact's MACs / p50 as a share of the peak of its runtime and precision.")
+
+
+def host_of(row: dict) -> dict | None:
+    return (row.get("metrics") or {}).get("host")
+
+
+def load_cell(host: dict | None) -> str | None:
+    """Cores other processes kept busy while this row was timed; BUSY marks a latency to distrust."""
+    if not host or host.get("other_load_cores") is None:
+        return None
+    return f"{'BUSY ' if host.get('busy') else ''}{host['other_load_cores']:.2f}"
+
+
+def host_note(rows: list[dict]) -> str:
+    hosts = [host_of(row) for row in rows if row.get("status") == "passed" and host_of(row)]
+    if not hosts:
+        return ""
+    machines = sorted({f"{h['cpu']} ({h['logical_cpus']} logical CPUs), {h['threads'] or 'default'} threads" for h in hosts})
+    busy = sum(1 for h in hosts if h.get("busy"))
+    note = f"Latency measured on {'; '.join(machines)}. *other load*: cores other processes kept busy during the timing."
+    if busy:
+        note += (f" **{busy} of {len(hosts)} rows were timed on a BUSY host** (other load above "
+                 f"{BUSY_CORES} cores): their latencies are upper bounds; rerun the bench on a quiet machine.")
+    return note
+
+
+RUNTIME_COLOURS = {"litert": "tab:blue", "onnxruntime": "tab:orange", "tensorrt": "tab:green", "keras": "tab:purple"}
+PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "dynamic": "D", "int8": "^"}
+REFERENCE_STYLE = {"peer": ("black", "*"), "baseline": ("tab:gray", "P")}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower latency, higher accuracy), by latency."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def runtime_of(format_name: str) -> str:
+    from edge_fer.formats import export_formats
+
+    return next((f.runtime for f in export_formats() if f.name == format_name), "other")
+
+
+def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: bool = False,
+                          references: list[dict] | None = None) -> bool:
+    """Accuracy against p50: colour = runtime, marker = precision, references (peers, baselines) as stars and
+    crosses, the Pareto front as a step line, labels moved apart (adjustText), SYNTHETIC stamped across."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from adjustText import adjust_text
+    from matplotlib.lines import Line2D
 
-    points = [(r["p50_ms"], r["accuracy"], r["format"]) for r in rows if r.get("p50_ms") and r.get("accuracy") is not None]
+    points = [{"x": r["p50_ms"], "y": r["accuracy"], "label": r.get("label") or r["format"],
+               "runtime": runtime_of(r["format"]), "precision": r.get("precision") or "fp32", "kind": "artifact"}
+              for r in rows if r.get("p50_ms") and r.get("accuracy") is not None]
+    points += [{"x": r["p50_ms"], "y": r["accuracy"], "label": r["label"], "kind": r.get("kind", "peer")}
+               for r in references or [] if r.get("p50_ms") and r.get("accuracy") is not None]
     if not points:
         return False
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for latency, accuracy, name in points:
-        axes.scatter(latency, accuracy, s=40)
-        axes.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    for point in points:
+        if point["kind"] == "artifact":
+            colour, marker = RUNTIME_COLOURS.get(point["runtime"], "tab:brown"), PRECISION_MARKERS.get(point["precision"], "o")
+        else:
+            colour, marker = REFERENCE_STYLE.get(point["kind"], REFERENCE_STYLE["peer"])
+        axes.scatter(point["x"], point["y"], s=110 if marker == "*" else 45, c=colour, marker=marker, zorder=3,
+                     edgecolors="white", linewidths=0.5)
+    front = pareto_front([(p["x"], p["y"]) for p in points])
+    axes.step([points[i]["x"] for i in front], [points[i]["y"] for i in front], where="post", color="tab:red",
+              linewidth=1.2, alpha=0.7, zorder=2)
+    axes.scatter([points[i]["x"] for i in front], [points[i]["y"] for i in front], s=190, facecolors="none",
+                 edgecolors="tab:red", linewidths=1.2, zorder=4)  # a front of one point has no line to see
+    labels = [axes.text(p["x"], p["y"], p["label"], fontsize=7.5) for p in points]
+    adjust_text(labels, ax=axes, expand=(1.6, 2.2), force_text=(0.6, 1.2), max_move=(60, 60),
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+    handles = [Line2D([], [], color=c, marker="o", linestyle="", label=name) for name, c in RUNTIME_COLOURS.items()
+               if any(p.get("runtime") == name for p in points)]
+    handles += [Line2D([], [], color="0.3", marker=m, linestyle="", label=name) for name, m in PRECISION_MARKERS.items()
+                if any(p.get("precision") == name for p in points)]
+    handles += [Line2D([], [], color=c, marker=m, linestyle="", markersize=9, label=kind) for kind, (c, m) in REFERENCE_STYLE.items()
+                if any(p["kind"] == kind for p in points)]
+    handles.append(Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", label="Pareto front"))
+    axes.legend(handles=handles, fontsize=7.5, loc="lower right", ncols=2)
     axes.set_xlabel("p50 latency, batch 1 (ms)")
     axes.set_ylabel("test accuracy")
     axes.set_title(f"accuracy vs latency on {target}")
     axes.grid(alpha=0.3)
+    if synthetic:
+        axes.text(0.5, 0.5, "SYNTHETIC", transform=axes.transAxes, fontsize=44, color="red", alpha=0.18,
+                  ha="center", va="center", rotation=20, weight="bold", zorder=0)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -124,15 +216,9 @@ def plot_confusion(row: dict, path: Path) -> bool:
 
 
 def markdown_table(columns: list[str], rows: list[list]) -> str:
-    cell = lambda value: "-" if value is None else str(value)  # noqa: E731
+    cell = lambda value: "-" if value is None else str(value).replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
-
-
-def html_table(columns: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('-' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
@@ -141,80 +227,73 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     rows = store.fetch(store_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = []
-    for target, target_rows in latest_per_artifact(rows).items():
-        plot = out / f"accuracy-latency-{target}.png"
-        confusions = []
-        for row in target_rows:
-            image = out / f"confusion-{target}-{row['format']}.png"
-            if plot_confusion(row, image):
-                confusions.append(image.name)
-        synthetic = any(r.get("synthetic") for r in target_rows)
-        datasets = sorted({r["dataset"] for r in target_rows if r.get("dataset")})
-        sections.append({"target": target, "rows": table_rows(target_rows, target),
-                         "plot": plot.name if plot_accuracy_latency(target_rows, target, plot) else None,
-                         "confusions": confusions, "datasets": datasets, "synthetic": synthetic,
-                         "versions": (target_rows[-1].get("versions") or {}).get("host")})
+    rates = peak_rates(rows)
+    sections = [target_section(target, target_rows, out, rates) for target, target_rows in latest_per_artifact(rows).items()]
     runs = {}
     for row in rows:
         run = runs.setdefault(row["run_id"], {"run_id": row["run_id"], "created": row["created"], "target": row["target"], "artifacts": 0})
         run["artifacts"] += 1
     history = [[r["run_id"], r["created"], r["target"], r["artifacts"]] for r in runs.values()]
-    extras = extras or []
-    write_markdown(out / f"{name}.md", sections, history, commands, extras)
-    write_html(out / f"{name}.html", sections, history, commands, extras)
+    markdown = render_markdown(sections, history, commands or [], extras or [])
+    atomic_text(out / f"{name}.md", markdown)
+    atomic_text(out / f"{name}.html", render_html(markdown, title=f"edge_fer report: {name}"))
     return {"sections": sections, "history": history, "store": str(store_path), "out": str(out),
-            "markdown": str(out / f"{name}.md")}
+            "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
+
+
+def target_section(target: str, target_rows: list[dict], out: Path, rates: dict) -> dict:
+    plot = out / f"accuracy-latency-{target}.png"
+    confusions = []
+    for row in target_rows:
+        image = out / f"confusion-{target}-{row['format']}.png"
+        if plot_confusion(row, image):
+            confusions.append(image.name)
+    synthetic = any(r.get("synthetic") for r in target_rows)
+    return {"target": target, "rows": table_rows(target_rows, target, rates),
+            "plot": plot.name if plot_accuracy_latency(target_rows, target, plot, synthetic=synthetic) else None,
+            "confusions": confusions, "datasets": sorted({r["dataset"] for r in target_rows if r.get("dataset")}),
+            "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
+            "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}
 
 
 def dataset_note(section: dict) -> str:
     names = ", ".join(section["datasets"]) or "no dataset (latency only)"
-    return f"Scored on: {names}" + (" — SYNTHETIC data, not real faces." if section["synthetic"] else ".")
+    return f"Scored on: {names}" + (" — **SYNTHETIC** data, not real faces." if section["synthetic"] else ".")
 
 
-ESTIMATE_NOTE = ("`roofline est. ms` is an ESTIMATE from the target's published peak (see targets/*.toml), not a "
+ESTIMATE_NOTE = ("*roofline est. ms* is an ESTIMATE from the target's published peak (see targets/*.toml), not a "
                  "measurement: max(2·MACs / peak ops, artifact bytes / peak bandwidth).")
 
 
-def write_markdown(path: Path, sections: list[dict], history: list[list], commands: list[str] | None,
-                   extras: list[tuple[str, str]]) -> None:
-    parts = ["# edge_fer benchmark report", ""]
-    if commands:
-        parts += ["Produced by:", "", "```bash", *commands, "```", ""]
-    for title, body in extras:
-        parts += [f"## {title}", "", body.strip(), ""]
-    for section in sections:
-        parts += [f"## {section['target']}", "", dataset_note(section), "", markdown_table(COLUMNS, section["rows"]), ""]
-        if section["plot"]:
-            parts += [f"![accuracy vs latency]({section['plot']})", ""]
-        parts += [f"![confusion]({image})" for image in section["confusions"]] + [""]
-        if section["versions"]:
-            parts += ["Software: " + ", ".join(f"{k} {v}" for k, v in section["versions"].items()), ""]
-    parts += [ESTIMATE_NOTE, "", "## Runs in the store", "", markdown_table(["run", "time (UTC)", "target", "artifacts"], history), ""]
-    atomic_text(path, "\n".join(parts))
+def template_environment(autoescape: bool):
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.PackageLoader("edge_fer", "templates"), autoescape=autoescape,
+                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-def write_html(path: Path, sections: list[dict], history: list[list], commands: list[str] | None,
-               extras: list[tuple[str, str]]) -> None:
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>edge_fer report</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style>",
-             "</head><body><h1>edge_fer benchmark report</h1>"]
-    if commands:
-        parts.append("<pre>" + html.escape("\n".join(commands)) + "</pre>")
-    for title, body in extras:
-        parts.append(f"<h2>{html.escape(title)}</h2><pre>{html.escape(body.strip())}</pre>")
-    for section in sections:
-        parts += [f"<h2>{html.escape(section['target'])}</h2><p>{html.escape(dataset_note(section))}</p>",
-                  html_table(COLUMNS, section["rows"])]
-        if section["plot"]:
-            parts.append(f"<p><img src='{html.escape(section['plot'])}' alt='accuracy vs latency'></p>")
-        parts += [f"<img src='{html.escape(image)}' alt='confusion'>" for image in section["confusions"]]
-        if section["versions"]:
-            parts.append("<p>Software: " + html.escape(json.dumps(section["versions"])) + "</p>")
-    parts += [f"<p>{html.escape(ESTIMATE_NOTE)}</p><h2>Runs in the store</h2>",
-              html_table(["run", "time (UTC)", "target", "artifacts"], history), "</body></html>"]
-    atomic_text(path, "\n".join(parts))
+def render_markdown(sections: list[dict], history: list[list], commands: list[str], extras: list[tuple[str, str]]) -> str:
+    def view(section: dict) -> dict:
+        images = ([{"file": section["plot"], "alt": "accuracy vs latency"}] if section["plot"] else []) + \
+                 [{"file": image, "alt": "confusion matrix"} for image in section["confusions"]]
+        software = markdown_table(["software", "version"], list((section["versions"] or {}).items()))
+        return {"target": section["target"], "note": dataset_note(section), "host_note": section.get("host_note", ""),
+                "table": markdown_table(COLUMNS, section["rows"]), "images": images,
+                "software": software if section["versions"] else ""}
+
+    template = template_environment(autoescape=False).get_template("report.md.j2")
+    text = template.render(commands=commands, extras=extras, sections=[view(s) for s in sections],
+                           estimate_note=ESTIMATE_NOTE, history=markdown_table(["run", "time (UTC)", "target", "artifacts"], history))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip() + "\n"
+
+
+def render_html(markdown: str, title: str) -> str:
+    """The Markdown report as HTML (CommonMark + tables; raw HTML in included files is shown as text, not run)."""
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return template_environment(autoescape=True).get_template("report.html.j2").render(title=title, body=Markup(body))
 
 
 def atomic_text(path: Path, text: str) -> None:

@@ -7,7 +7,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 FERPLUS_ROOT = REPO.parent / "shared" / "datasets" / "ferplus"
-TRTEXEC_FIXTURES = REPO.parent / "shared" / "fixtures" / "trtexec"
+TRTEXEC_FIXTURES = REPO / "tests" / "fixtures" / "trtexec"  # real trtexec output posted in public threads (README there)
 
 
 def write_png(path: Path, size=(48, 48), value=None, mode="L", seed=0) -> Path:

@@ -17,3 +17,56 @@ def test_a_file_exported_again_replaces_the_older_one_and_scores_stay_with_the_c
 
     other_path = row("ccc", accuracy=0.7, path="runs/y/model-tflite-fp32.tflite")
     assert len(latest_per_artifact([older, other_path])["host-cpu"]) == 2
+
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edge_fer.bench import store
+from edge_fer.report import build_report, pareto_front
+
+
+def stored_row(fmt, precision, accuracy, p50, synthetic=True, reason=None):
+    return {"run_id": "r1", "created": "2026-11-28T00:00:00+00:00", "target": "host-cpu", "artifact": f"runs/x/model-{fmt}",
+            "artifact_sha256": fmt, "format": fmt, "precision": precision, "status": "failed" if reason else "passed",
+            "reason": reason, "size_bytes": 1_200_000, "p50_ms": p50, "p90_ms": p50 and p50 * 1.2, "accuracy": accuracy,
+            "macro_f1": accuracy, "dataset": "synthetic", "synthetic": int(synthetic),
+            "versions": {"host": {"python": "3.11.7", "tensorflow": "2.20.0", "onnxruntime": "1.22.0"}},
+            "metrics": {}}
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    points = [(1.0, 0.80), (0.5, 0.70), (2.0, 0.85), (1.5, 0.79), (0.5, 0.60)]
+    assert pareto_front(points) == [1, 0, 2]
+
+
+@pytest.fixture
+def report(tmp_path):
+    results = tmp_path / "results.sqlite"
+    store.insert(results, [stored_row("tflite-fp32", "fp32", 0.90, 0.51), stored_row("tflite-fp16", "fp16", 0.90, 0.52),
+                           stored_row("onnx-fp32", "fp32", 0.90, 0.53), stored_row("tflite-int8", "int8", 0.91, 0.30),
+                           stored_row("onnx-int8-qdq", "int8", None, None, reason="runtime | missing")])
+    extras = [("Training", "- settings: batch_size 32; scratch.epochs 20\n\n| model | accuracy |\n|---|---|\n| keras | 0.9 |"),
+              ("peer", "<script>alert(1)</script> and `code`")]
+    return build_report(results, tmp_path / "out", commands=["edge-fer run"], extras=extras), tmp_path / "out"
+
+
+def test_the_html_report_renders_every_table_and_escapes_included_html(report):
+    result, out = report
+    page = (out / "report.html").read_text()
+    assert page.count("<table>") == 4  # training extra, host-cpu rows, software versions, runs in the store
+    assert not re.search(r"<pre>[^<]*\|---", page), "a Markdown table left inside <pre>"
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "<code>code</code>" in page and "`code`" not in page
+    assert "<td>tensorflow</td><td>2.20.0</td>" in page.replace("\n", "")
+    assert "runtime \\| missing" not in page and "runtime | missing" in page
+    assert 'src="accuracy-latency-host-cpu.png"' in page and (out / "accuracy-latency-host-cpu.png").stat().st_size > 10_000
+    markdown = (out / "report.md").read_text()
+    assert "**SYNTHETIC**" in markdown and "\n\n\n" not in markdown and result["html"].endswith("report.html")
+
+
+def test_a_report_is_rewritten_whole(report, tmp_path):
+    _, out = report
+    assert not list(out.glob(".partial-*"))

@@ -28,6 +28,7 @@ def score(runner, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def run(args) -> dict:
+    from edge_fer.bench.host import OtherLoad, host_facts
     from edge_fer.bench.timing import TimingSettings, offline, single_stream
     from edge_fer.artifacts import format_of_artifact
     from edge_fer.runtimes import runtime_for
@@ -46,7 +47,10 @@ def run(args) -> dict:
             pool = to_float_rgb(images[:64])
         else:
             pool = np.random.default_rng(0).uniform(0, 255, (16, spec.height, spec.width, spec.channels)).astype(np.float32)
-        result = {"format": export_format.name, "load_s": load_s, "single_stream": single_stream(runner, pool, settings)}
+        with OtherLoad() as load:
+            timed = single_stream(runner, pool, settings)
+        result = {"format": export_format.name, "load_s": load_s, "single_stream": timed,
+                  "host": host_facts(args.threads, load.cores)}
         if export_format.batchable and args.offline_batch > 1:
             result["offline"] = offline(runner, pool, settings)
         if images is not None:

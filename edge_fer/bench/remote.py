@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # The device needs these modules only: numpy and the runtime do the rest (no TensorFlow).
 RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.py", "runtimes/base.py",
                   "runtimes/litert.py", "runtimes/onnxruntime_runtime.py", "runtimes/tensorrt_runtime.py",
-                  "bench/__init__.py", "bench/timing.py", "bench/device_runner.py", "formats.py", "artifacts.py")
+                  "bench/__init__.py", "bench/timing.py", "bench/host.py", "bench/device_runner.py", "formats.py", "artifacts.py")
 RUN_SCRIPT = """#!/bin/sh
 # Benchmark every artifact in this bundle: ./run.sh [python3]
 cd "$(dirname "$0")"

@@ -18,7 +18,7 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str = "patt_lite", num_classes: int = 8, image_size: int = 224, weights: str | None = "imagenet",
-                 dropout: float = 0.2, seed: int | None = None):
+                 dropout: float = 0.2, seed: int | None = None, alpha: float = 1.0):
     """Build a registered variant. The model takes raw RGB pixels 0-255 (batch, image_size, image_size, 3).
 
     The returned Keras model carries `model.edge_fer`: variant, image size, classes count and weights origin.
@@ -28,8 +28,9 @@ def create_model(name: str = "patt_lite", num_classes: int = 8, image_size: int 
     builder = MODELS.get(name)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    model, origin = builder(num_classes=num_classes, image_size=image_size, weights=weights, dropout=dropout)
-    model.edge_fer = {"variant": name, "image_size": image_size, "num_classes": num_classes, **origin.as_dict()}
+    model, origin = builder(num_classes=num_classes, image_size=image_size, weights=weights, dropout=dropout, alpha=alpha)
+    model.edge_fer = {"variant": name, "image_size": image_size, "num_classes": num_classes, "alpha": alpha,
+                      **origin.as_dict()}
     return model
 
 

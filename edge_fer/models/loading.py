@@ -62,7 +62,11 @@ def architecture(meta: dict, where: Path) -> dict:
             raise UserError(f"{where}: model.json {name} must be an integer from {low} to {high}, not {value!r}")
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise UserError(f"{where}: model.json dropout must be in [0, 1), not {dropout!r}")
-    return {"name": variant, "num_classes": num_classes, "image_size": image_size, "dropout": float(dropout)}
+    alpha = meta.get("alpha", 1.0)
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.1 <= alpha <= 2.0:
+        raise UserError(f"{where}: model.json alpha must be a number from 0.1 to 2, not {alpha!r}")
+    return {"name": variant, "num_classes": num_classes, "image_size": image_size, "dropout": float(dropout),
+            "alpha": float(alpha)}
 
 
 def load_model(path: str | Path):
@@ -79,7 +83,7 @@ def load_model(path: str | Path):
         if WEIGHTS_ENTRY not in archive.namelist():
             raise UserError(f"{path}: the archive holds no {WEIGHTS_ENTRY}")
     model = create_model(spec["name"], num_classes=spec["num_classes"], image_size=spec["image_size"], weights="none",
-                         dropout=spec["dropout"])
+                         dropout=spec["dropout"], alpha=spec["alpha"])
     try:
         model.load_weights(str(path))
     except (ValueError, OSError, KeyError, TypeError) as error:

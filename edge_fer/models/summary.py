@@ -29,6 +29,7 @@ def model_summary(model) -> dict:
     trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     return {
         "variant": getattr(model, "edge_fer", {}).get("variant", model.name),
+        "alpha": getattr(model, "edge_fer", {}).get("alpha", 1.0),
         "input_shape": list(model.input_shape[1:]),
         "num_classes": int(model.output_shape[-1]),
         "params": int(model.count_params()),

@@ -140,18 +140,23 @@ def calibrate_ranges(qat_model, batches, steps: int) -> int:
     and make the layers after it see too little)."""
     import numpy as np
 
+    from edge_fer import ui
+
     ranges = moving_average_ranges(qat_model)
     totals = [np.zeros(variable.shape, np.float64) for variable in ranges]
     seen = 0
-    for _, (images, _labels) in zip(range(steps), batches):
-        before = [variable.numpy().astype(np.float64) for variable in ranges]
-        qat_model(images, training=True)
-        seen += 1
-        for variable, total, start in zip(ranges, totals, before):
-            observed = (variable.numpy() - EMA_DECAY * start) / (1.0 - EMA_DECAY)
-            # tfmot takes min(batch min, 0) and max(batch max, 0); the clamp removes float32 rounding (1e-5)
-            total += np.minimum(observed, 0.0) if variable.name.endswith("_min:0") else np.maximum(observed, 0.0)
-            variable.assign((total / seen).astype(np.float32))
+    with ui.progress() as bar:
+        task = bar.add_task("calibrating quantization ranges", total=steps)
+        for _, (images, _labels) in zip(range(steps), batches):
+            before = [variable.numpy().astype(np.float64) for variable in ranges]
+            qat_model(images, training=True)
+            seen += 1
+            for variable, total, start in zip(ranges, totals, before):
+                observed = (variable.numpy() - EMA_DECAY * start) / (1.0 - EMA_DECAY)
+                # tfmot takes min(batch min, 0) and max(batch max, 0); the clamp removes float32 rounding (1e-5)
+                total += np.minimum(observed, 0.0) if variable.name.endswith("_min:0") else np.maximum(observed, 0.0)
+                variable.assign((total / seen).astype(np.float32))
+            bar.advance(task)
     return len(ranges)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from edge_fer.data.tfdata import AugmentConfig
+from edge_fer.train.distill import DistillSection
 
 # Backbone layers unfrozen in stage 2, per dataset (paper, section IV).
 PAPER_FINETUNE_LAYERS = {"rafdb": 59, "fer2013": 46, "ferplus": 49, "ckplus": 40}
@@ -27,6 +28,7 @@ class ModelSection:
     image_size: int = 224
     weights: str = "imagenet"  # 'imagenet', 'none' or the path of MobileNet weights
     dropout: float = 0.2
+    alpha: float = 1.0  # MobileNet's width multiplier; the patch block and the attention head narrow with it
     init_from: str | None = None  # a saved model (.keras or its folder): every layer with the same name and weight shapes starts from it
 
 
@@ -78,6 +80,7 @@ class TrainSection:
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
     distribute: bool = False  # tf.distribute.MirroredStrategy over every visible GPU
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distill: DistillSection = field(default_factory=DistillSection)  # knowledge distillation from trained teachers
     head: HeadStage = field(default_factory=HeadStage)
     finetune: FinetuneStage = field(default_factory=FinetuneStage)
     scratch: ScratchStage = field(default_factory=ScratchStage)

@@ -26,6 +26,8 @@ from edge_fer.data.base import Split
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig
+from edge_fer.train.distill import (check_distill, load_teachers, make_accuracy, make_distillation_loss, teacher_paths,
+                                    teacher_report, with_teacher_targets)
 
 PREPROCESSING = {
     "input": "RGB, float32 pixel values 0-255, shape (batch, size, size, 3)",
@@ -193,7 +195,7 @@ def scope_of(strategy):
 
 
 def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, steps: int, class_weight, loss, strategy,
-              calibration_data) -> None:
+              calibration_data, metric="accuracy") -> None:
     import tf_keras as keras
 
     from edge_fer.train.callbacks import EpochLog, PreciseBatchNorm, read_history
@@ -209,7 +211,7 @@ def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, step
     best_path = stage_dir / "best.weights.h5"
     with scope_of(strategy):
         stage.set_trainable(model)
-        model.compile(optimizer=stage.make_optimizer(steps), loss=loss, metrics=["accuracy"])
+        model.compile(optimizer=stage.make_optimizer(steps), loss=loss, metrics=[metric])
     callbacks = [
         keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
@@ -247,7 +249,8 @@ def train(config: TrainConfig) -> dict:
     strategy = pick_strategy(config.train.distribute)
     with scope_of(strategy):
         model = create_model(config.model.variant, len(dataset.classes), config.model.image_size,
-                             weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed)
+                             weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed,
+                             alpha=config.model.alpha)
     origin = model.edge_fer
     if config.model.init_from:
         origin = {**origin, "init_from": warm_start(model, config.model.init_from)}
@@ -260,15 +263,26 @@ def train(config: TrainConfig) -> dict:
     class_weight = (balanced_class_weights(train_split.labels, len(dataset.classes), config.train.class_weight_power)
                     if config.train.class_weights else None)
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
+    metric = "accuracy"
+    teachers = start_distillation(config, dataset.classes)
+    if teachers:
+        train_data = with_teacher_targets(train_data, teachers, len(dataset.classes), class_weight)
+        class_weight = None  # now per-sample weights inside the batches
+        loss = make_distillation_loss(len(dataset.classes), config.train.distill.temperature, config.train.distill.weight)
+        metric = make_accuracy(len(dataset.classes))
     ui.log(f"training {config.model.variant} at {size}px on {dataset.display_name} ({len(train_split)} train, "
            f"{len(valid_split)} valid), schedule {config.train.schedule}, pretrained={origin['pretrained']}")
     for stage in stages:
         run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss, strategy,
-                  calibration)
+                  calibration, metric)
     metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}
     test_split = scoring_test_split(config.data, dataset, test_split)
     if test_split is not None:
         metrics["test"] = classification_metrics(test_split.labels, predict_keras(model, test_split.images, size), dataset.classes)
+    if teachers:
+        origin = {**origin, "distillation": teacher_report(
+            teacher_paths(config.train.distill.teacher), teachers, test_split.images if test_split else None,
+            test_split.labels if test_split else None, dataset.classes, size, config.train.distill)}
     record = {
         "format": "keras",
         "classes": list(dataset.classes),
@@ -289,6 +303,18 @@ def train(config: TrainConfig) -> dict:
     save_model(model, out / "model.keras")
     write_json(out / "model.json", record)
     return record
+
+
+def start_distillation(config: TrainConfig, classes) -> list:
+    """The teacher models when train.distill names any (checked before any training), else []."""
+    paths = teacher_paths(config.train.distill.teacher)
+    if not paths:
+        return []
+    check_distill(config.train.distill)
+    teachers = load_teachers(paths, classes, config.model.image_size)
+    ui.log(f"distilling from {len(teachers)} teacher(s): {', '.join(paths)} (T={config.train.distill.temperature}, "
+           f"weight {config.train.distill.weight})")
+    return teachers
 
 
 def scoring_test_split(data, dataset: FerDataset, test_split: Split | None) -> Split | None:

@@ -7,9 +7,6 @@ from edge_fer.cli import main
 from edge_fer.errors import UserError
 from tests.helpers import TRTEXEC_FIXTURES
 
-pytestmark = pytest.mark.skipif(not TRTEXEC_FIXTURES.exists(), reason="../shared/fixtures/trtexec is not beside this checkout")
-
-
 def test_trt10_summary():
     parsed = parse_trtexec_file(TRTEXEC_FIXTURES / "trt10_summary_nvidia-tensorrt-4177.log")
     assert parsed["throughput_qps"] == 130.298

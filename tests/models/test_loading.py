@@ -71,3 +71,25 @@ def test_foreign_or_tampered_files_are_one_line_refusals(exported, tmp_path):
     (folder / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="not a .keras archive"):
         load_model(folder)
+
+
+def test_a_narrow_model_at_an_overlapping_patch_size_loads_back_the_same(tmp_path):
+    from edge_fer.models import create_model
+    from edge_fer.train.trainer import save_model
+
+    model = create_model("patt_lite", 8, 80, weights="none", alpha=0.5, seed=3)
+    save_model(model, tmp_path / "model.keras")
+    (tmp_path / "model.json").write_text(json.dumps({**model.edge_fer, "classes": [f"c{i}" for i in range(8)]}))
+    loaded, meta = load_model(tmp_path)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 80, 80, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-6)
+    assert meta["alpha"] == 0.5 and loaded.get_layer("patch_pointwise").output_shape[-1] == 128
+
+
+@pytest.mark.hostile("malformed-input")
+def test_a_model_json_with_a_bad_alpha_is_refused(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"PK")
+    (tmp_path / "model.json").write_text(json.dumps({"variant": "patt_lite", "classes": ["a", "b"], "image_size": 64,
+                                                     "alpha": "wide"}))
+    with pytest.raises(UserError, match="alpha must be a number from 0.1 to 2"):
+        load_model(tmp_path)

@@ -95,10 +95,37 @@ def test_input_is_raw_rgb_pixels_and_112_derives_the_patch_kernel():
     assert create_model("patt_lite", 8, 224, weights="none").get_layer("patch_sepconv_1").get_config()["kernel_size"] == (4, 4)
 
 
-@pytest.mark.parametrize("size", [96, 80])
-def test_size_that_cannot_give_2x2_patches_is_refused(size):
-    with pytest.raises(UserError, match="cannot be split into 2×2 patches"):
-        create_model("patt_lite", 8, size, weights="none")
+@pytest.mark.parametrize("size, kernel, stride", [(80, 2, 1), (96, 3, 1), (144, 3, 2)])
+def test_sizes_the_paper_form_cannot_split_get_overlapping_valid_patches(size, kernel, stride):
+    model = create_model("patt_lite", 8, size, weights="none")
+    first = model.get_layer("patch_sepconv_1").get_config()
+    assert first["kernel_size"] == (kernel, kernel) and first["strides"] == (stride, stride) and first["padding"] == "valid"
+    assert model.get_layer("patch_sepconv_1").output_shape == (None, 4, 4, 256)
+    assert model.get_layer("patch_pointwise").output_shape == (None, 2, 2, 256)
+
+
+@pytest.mark.hostile("malformed-input")
+def test_a_size_below_a_4x4_feature_map_is_refused():
+    with pytest.raises(UserError, match="smaller than the 4×4 the patch block needs; use 64 pixels or more"):
+        create_model("patt_lite", 8, 48, weights="none")
+
+
+@pytest.mark.parametrize("variant", ["patt_lite", "mobilenet_v1"])
+def test_alpha_narrows_the_backbone_patch_block_and_head(variant):
+    wide, narrow = (create_model(variant, 8, 64, weights="none", alpha=alpha) for alpha in (1.0, 0.5))
+    assert narrow.edge_fer["alpha"] == 0.5
+    assert model_summary(narrow)["macs"] < 0.4 * model_summary(wide)["macs"]
+    assert narrow.get_layer("conv_pw_1").output_shape[-1] == wide.get_layer("conv_pw_1").output_shape[-1] // 2
+    if variant == "patt_lite":
+        assert narrow.get_layer("patch_pointwise").output_shape == (None, 2, 2, 128)
+        assert narrow.get_layer("token_dense").output_shape == (None, 4, 16)
+
+
+@pytest.mark.hostile("malformed-input")
+def test_an_alpha_without_imagenet_weights_is_refused_when_asked_for_them():
+    with pytest.raises(UserError, match="ImageNet MobileNet weights exist for alpha 0.25, 0.5, 0.75, 1.0, not 0.6"):
+        create_model("patt_lite", 8, 64, weights="imagenet", alpha=0.6)
+    assert create_model("patt_lite", 8, 64, weights="none", alpha=0.6).edge_fer["alpha"] == 0.6
 
 
 def test_imagenet_unavailable_falls_back_with_one_warning(monkeypatch, tmp_path, capsys):

@@ -1,0 +1,81 @@
+"""`edge-fer bench --peak`: the host's attainable multiply-accumulate rate, per runtime and precision, measured
+the way artifacts are (same runner, threads and timing) on a model that is nothing but large 3×3 convolutions.
+The report divides each artifact's achieved rate (MACs / p50) by the peak of its runtime and precision: how much
+of what this machine can do the model actually uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PEAK_VARIANT = "peak-conv3x3"
+PEAK_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8-ptq")
+SIZE, CHANNELS, LAYERS = 28, 256, 4  # 4 × 28·28·256·256·9 ≈ 1.85 GMAC per image: compute-bound on any CPU
+
+PEAK_OF_FORMAT = {  # an artifact's format -> the peak it is compared with (fp16 and dynamic TFLite compute as shown)
+    "tflite-fp32": "tflite-fp32", "tflite-fp16": "tflite-fp32", "tflite-dynamic": "tflite-int8",
+    "tflite-int8": "tflite-int8", "tflite-int8-qat": "tflite-int8",
+    "onnx-fp32": "onnx-fp32", "onnx-fp16": "onnx-fp32", "onnx-int8-qdq": "onnx-int8-ptq", "onnx-int8-ptq": "onnx-int8-ptq",
+}
+
+
+def peak_model():
+    import tf_keras as keras
+
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(CHANNELS, 1, activation="relu")(inputs)
+    for _ in range(LAYERS):
+        x = keras.layers.Conv2D(CHANNELS, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(8, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name=PEAK_VARIANT)
+
+
+def write_peak_artifacts(folder: Path) -> list[Path]:
+    """The peak model in every PEAK_FORMATS format, each with the metadata bench reads (its MACs among them)."""
+    import tf_keras as keras
+
+    from edge_fer.artifacts import atomic_write_bytes, write_metadata
+    from edge_fer.export.converters import keras_to_onnx, keras_to_tflite, onnx_to_int8_ptq
+    from edge_fer.models.summary import model_summary
+
+    keras.utils.set_random_seed(0)
+    model = peak_model()
+    calibration = np.random.default_rng(0).uniform(0, 255, (16, SIZE, SIZE, 3)).astype(np.float32)
+    onnx_fp32 = keras_to_onnx(model)
+    payloads = {"tflite-fp32": keras_to_tflite(model, "fp32"),
+                "tflite-int8": keras_to_tflite(model, "int8", calibration, int8_io=False),
+                "onnx-fp32": onnx_fp32.SerializeToString(),
+                "onnx-int8-ptq": onnx_to_int8_ptq(onnx_fp32, calibration).SerializeToString()}
+    record = {"variant": PEAK_VARIANT, "classes": [f"c{i}" for i in range(8)], "image_size": SIZE,
+              "macs": model_summary(model)["macs"]}
+    paths = []
+    for name in PEAK_FORMATS:
+        path = folder / f"peak-{name}{'.tflite' if name.startswith('tflite') else '.onnx'}"
+        atomic_write_bytes(path, payloads[name])
+        write_metadata(path, {**record, "format": name})
+        paths.append(path)
+    return paths
+
+
+def macs_per_second(row: dict) -> float | None:
+    macs = (row.get("metrics") or {}).get("macs")
+    p50 = row.get("p50_ms")
+    return macs / (p50 / 1000.0) if macs and p50 else None
+
+
+def peak_rates(rows: list[dict]) -> dict[tuple[str, str], float]:
+    """(target, peak format) -> MAC/s of the newest passed peak row."""
+    rates = {}
+    for row in rows:
+        rate = macs_per_second(row) if row.get("variant") == PEAK_VARIANT and row.get("status") == "passed" else None
+        if rate:
+            rates[(row["target"], row["format"])] = rate
+    return rates
+
+
+def mac_share(row: dict, rates: dict[tuple[str, str], float]) -> float | None:
+    peak = rates.get((row["target"], PEAK_OF_FORMAT.get(row["format"], "")))
+    achieved = macs_per_second(row)
+    return achieved / peak if peak and achieved else None
