@@ -417,7 +417,7 @@ def cmd_bench(args) -> int:
     if args.peak:
         from edge_fer.bench.peak import write_peak_artifacts
 
-        ui.log("building the peak models (3×3 convolutions) in every CPU format")
+        ui.log("building the peak models (1×1 convolutions) in every CPU format")
         with tempfile.TemporaryDirectory() as folder:
             rows += bench(write_peak_artifacts(Path(folder)), args.target, settings, None)  # random inputs, unscored
     if args.json:

@@ -80,7 +80,7 @@ def peak_note(target: str, rates: dict) -> str:
     peaks = [f"{name} {rate / 1e9:.1f} GMAC/s" for (where, name), rate in sorted(rates.items()) if where == target]
     if not peaks:
         return ""
-    return (f"Host peak (`edge-fer bench --peak`, 3×3 convolutions, same runner and threads): {', '.join(peaks)}. "
+    return (f"Host peak (`edge-fer bench --peak`: 1×1 convolutions, same runner and threads): {', '.join(peaks)}. "
             "*MAC share* is each artifact's MACs / p50 as a share of the peak of its runtime and precision.")
 
 
