@@ -681,6 +681,8 @@ def cmd_run(args) -> int:
         raise UserError(f"{path}: {error}") from None
     validate(config, Path.cwd())
     command = "edge-fer run" + (f" {shlex.quote(str(args.pipeline))}" if args.pipeline else "")
+    if config.sweep.grid or config.sweep.points:
+        return finish_sweep(config, data, [command], args)
     summary = Pipeline(config, commands=[command]).run(start=args.start, only=args.only)
     if args.json:
         ui.print_json(summary)
@@ -694,6 +696,22 @@ def cmd_run(args) -> int:
             console.print(ui.table("artifacts", ["artifact", "export", "accuracy", "p50 ms", "size MB"], artifacts,
                                    caption=busy_footnote(artifacts)))
     failed = any(s["status"] in ("ran with failures", "skipped with failures") for s in summary)
+    return 1 if failed else 0
+
+
+def finish_sweep(config, data: dict, commands: list[str], args) -> int:
+    from edge_fer.pipeline_summary import WIDTH
+    from edge_fer.sweep import POINT_COLUMNS, plan_sweep, point_rows, run_sweep
+
+    outcome = run_sweep(config, data, commands, start=args.start, only=args.only)
+    if args.json:
+        ui.print_json(outcome)
+    else:
+        console = ui.narrow(ui.out, WIDTH)
+        console.print(ui.table(f"sweep {config.name}", POINT_COLUMNS, point_rows(plan_sweep(config, data))))
+        if "report" in outcome:
+            console.print(f"report: {outcome['report']['markdown']}")
+    failed = any(s["status"] in ("ran with failures", "skipped with failures") for p in outcome["points"] for s in p["stages"])
     return 1 if failed else 0
 
 

@@ -108,12 +108,17 @@ def apply_override(data: dict, text: str) -> dict:
         value = tomllib_compat.loads(f"v = {raw}")["v"]
     except tomllib_compat.TOMLDecodeError:
         value = raw
+    return set_dotted(data, key.strip(), value, where=f"override {text!r}")
+
+
+def set_dotted(data: dict, key: str, value, where: str = "") -> dict:
+    """data['a']['b']['c'] = value for key 'a.b.c', making the sections on the way."""
     node = data
-    parts = key.strip().split(".")
+    parts = key.split(".")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise UserError(f"override {text!r}: {part} is not a section")
+            raise UserError(f"{where or key}: {part} is not a section")
     node[parts[-1]] = value
     return data
 

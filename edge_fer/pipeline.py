@@ -27,6 +27,19 @@ SECTIONS = {"data": ["data"], "train": ["data", "model", "train"], "qat": ["qat"
             "evaluate": ["evaluate"], "bench": ["bench"], "report": ["report"]}
 
 
+# Settings added after runs already existed. At their default they leave a stage's hash as it was, so a run made
+# before them stays cached instead of retraining for a setting it could not have had.
+LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [], "temperature": 4.0, "weight": 0.7},
+                  ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): []}
+
+
+def without_later_defaults(config: dict) -> dict:
+    for (section, key), default in LATER_DEFAULTS.items():
+        if config.get(section, {}).get(key, default) == default:
+            config[section].pop(key, None)
+    return config
+
+
 def digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -70,7 +83,7 @@ class Pipeline:
         return self.folder / stage
 
     def settings_hash(self, stage: str) -> str:
-        config = asdict(self.config)
+        config = without_later_defaults(asdict(self.config))
         return digest({section: config[section] for section in SECTIONS[stage]} | {"stage": stage})
 
     def inputs_hash(self, stage: str) -> dict:

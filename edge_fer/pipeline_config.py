@@ -64,11 +64,23 @@ class ReportSection:
     include: list = field(default_factory=list)  # Markdown files appended as sections (e.g. other benchmarks)
     commands: list = field(default_factory=list)  # further commands behind the report, listed after the pipeline's
     baselines: list = field(default_factory=list)  # run folders of other pipelines whose float models are compared
+    references: list = field(default_factory=list)  # peer results (benchmarks/fer_peer.py JSON) drawn on the plot
 
 
 @dataclass
 class CrossValidationSection:
     folds: int = 0  # > 1: train and evaluate once per subject-independent fold, then mean and std
+
+
+@dataclass
+class SweepSection:
+    """Many runs from one file. grid: dotted key -> values, every combination is a point named
+    <name>-<key><value>-...; points: explicit [{name = ..., set = {dotted key = value}}] (ablations). Each point
+    runs the stages up to evaluate in its own run folder (cached and resumable as usual); bench and report then
+    run once over every point's artifacts, so their latencies come from one session."""
+
+    grid: dict = field(default_factory=dict)
+    points: list = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +97,7 @@ class PipelineConfig:
     bench: BenchSection = field(default_factory=BenchSection)
     report: ReportSection = field(default_factory=ReportSection)
     cross_validation: CrossValidationSection = field(default_factory=CrossValidationSection)
+    sweep: SweepSection = field(default_factory=SweepSection)
 
     @property
     def folder(self) -> Path:
@@ -105,10 +118,12 @@ def check_paths(config: PipelineConfig, here: Path) -> None:
     for key, value in (("runs", config.runs), ("bench.store", config.bench.store), ("report.out", config.report.out)):
         if value and not Path(value).is_absolute() and not (here / value).resolve().is_relative_to(here):
             raise UserError(f"{key} = {value!r} leaves {here}; give a path inside it, or an absolute path")
-    for include in config.report.include:
-        path = (here / include).resolve()
-        if not path.is_relative_to(here) or path.suffix != ".md":
-            raise UserError(f"report.include: {include!r} must be a Markdown file inside {here}")
+    for key, files, suffix, kind in (("report.include", config.report.include, ".md", "a Markdown file"),
+                                     ("report.references", config.report.references, ".json", "a JSON file")):
+        for name in files:
+            path = (here / name).resolve()
+            if not path.is_relative_to(here) or path.suffix != suffix:
+                raise UserError(f"{key}: {name!r} must be {kind} inside {here}")
 
 
 def validate(config: PipelineConfig, base: Path) -> None:

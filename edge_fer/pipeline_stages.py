@@ -304,8 +304,10 @@ def stage_report(pipeline, stage_dir: Path) -> dict:
             extras.append((path.stem.replace("-", " "), path.read_text()))
         else:
             ui.warn(f"report.include: {path} does not exist yet; skipped")
+    from edge_fer.sweep import load_references
+
     report = build_report(store_path(pipeline), out, commands=pipeline.commands + section.commands, name=section.name,
-                          extras=extras)
+                          extras=extras, references=load_references(section.references))
     (stage_dir / "report.json").write_text(json.dumps({"out": str(out), "runs": len(report["history"])}, indent=2))
     return {"summary": {"report": report["markdown"]}}
 

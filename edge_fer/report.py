@@ -67,12 +67,12 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
     def number(value, digits=3):
         return None if value is None else round(float(value), digits)
 
-    return [[row["format"], row.get("precision"), number((row.get("size_bytes") or 0) / 1e6, 2) if row.get("size_bytes") else None,
+    return [[row.get("label") or row["format"], row.get("precision"), number((row.get("size_bytes") or 0) / 1e6, 2) if row.get("size_bytes") else None,
              number(row.get("accuracy"), 4), number(row.get("macro_f1"), 4), number(row.get("agreement"), 4),
              number(row.get("p50_ms")), number(row.get("p90_ms")), number(row.get("images_per_s"), 1),
              load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == "passed" else
-            [row["format"], row.get("precision"), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
+            [row.get("label") or row["format"], row.get("precision"), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
             for row in rows]
 
 
@@ -222,13 +222,14 @@ def markdown_table(columns: list[str], rows: list[list]) -> str:
 
 
 def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
-                 extras: list[tuple[str, str]] | None = None) -> dict:
+                 extras: list[tuple[str, str]] | None = None, references: list[dict] | None = None) -> dict:
     """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json)."""
     rows = store.fetch(store_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rates = peak_rates(rows)
-    sections = [target_section(target, target_rows, out, rates) for target, target_rows in latest_per_artifact(rows).items()]
+    sections = [target_section(target, label_by_run(target_rows), out, rates, references or [])
+                for target, target_rows in latest_per_artifact(rows).items()]
     runs = {}
     for row in rows:
         run = runs.setdefault(row["run_id"], {"run_id": row["run_id"], "created": row["created"], "target": row["target"], "artifacts": 0})
@@ -241,16 +242,25 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
             "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
 
 
-def target_section(target: str, target_rows: list[dict], out: Path, rates: dict) -> dict:
+def label_by_run(rows: list[dict]) -> list[dict]:
+    """Rows from several run folders (a sweep) are labelled run:format, so the table and plot tell them apart."""
+    runs = {Path(row["artifact"]).parent.parent.name for row in rows}
+    if len(runs) > 1:
+        for row in rows:
+            row["label"] = f"{Path(row['artifact']).parent.parent.name}:{row['format']}"
+    return sorted(rows, key=lambda row: row.get("label") or row["format"])
+
+
+def target_section(target: str, target_rows: list[dict], out: Path, rates: dict, references: list[dict]) -> dict:
     plot = out / f"accuracy-latency-{target}.png"
     confusions = []
     for row in target_rows:
-        image = out / f"confusion-{target}-{row['format']}.png"
+        image = out / f"confusion-{target}-{(row.get('label') or row['format']).replace(':', '-')}.png"
         if plot_confusion(row, image):
             confusions.append(image.name)
     synthetic = any(r.get("synthetic") for r in target_rows)
     return {"target": target, "rows": table_rows(target_rows, target, rates),
-            "plot": plot.name if plot_accuracy_latency(target_rows, target, plot, synthetic=synthetic) else None,
+            "plot": plot.name if plot_accuracy_latency(target_rows, target, plot, synthetic, references) else None,
             "confusions": confusions, "datasets": sorted({r["dataset"] for r in target_rows if r.get("dataset")}),
             "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
             "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}

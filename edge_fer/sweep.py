@@ -1,0 +1,184 @@
+"""Sweeps: one pipeline file, many runs. Each point runs the stages up to evaluate in its own folder (so caching and
+resume work per point); then one bench over every point's artifacts and one report, so every latency on the
+accuracy-vs-p50 plot comes from the same session on the same host."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_fer import ui
+from edge_fer.errors import UserError
+
+MAX_POINTS = 100
+AFTER_POINTS = ("bench", "report")  # the stages that run once, over all points
+
+
+@dataclass
+class SweepPoint:
+    name: str
+    overrides: dict  # dotted config key -> value
+
+
+def sweep_points(name: str, grid: dict, points: list) -> list[SweepPoint]:
+    found = []
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"sweep.grid.{key} must be a non-empty list of values, got {values!r}")
+    keys = list(grid)
+    for values in itertools.product(*(grid[key] for key in keys)):
+        label = "-".join(f"{key.split('.')[-1]}{value}" for key, value in zip(keys, values))
+        found.append(SweepPoint(f"{name}-{label}", dict(zip(keys, values))))
+    for index, entry in enumerate(points):
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("set", {}), dict):
+            raise UserError(f"sweep.points[{index}] must be a table with name = \"...\" and set = {{key = value}}")
+        found.append(SweepPoint(entry["name"], dict(entry.get("set", {}))))
+    if len(found) > MAX_POINTS:
+        raise UserError(f"the sweep has {len(found)} points; at most {MAX_POINTS} (split it into several files)")
+    names = [point.name for point in found]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"sweep point names repeat: {', '.join(repeated)}; give each point its own name")
+    return found
+
+
+def point_data(data: dict, point: SweepPoint, stages: list[str]) -> dict:
+    from edge_fer.config import set_dotted
+
+    payload = copy.deepcopy(data)
+    payload.pop("sweep", None)
+    for key, value in point.overrides.items():
+        if key.split(".")[0] in ("name", "sweep", "stages", "runs"):
+            raise UserError(f"sweep point {point.name}: {key} cannot vary within a sweep")
+        set_dotted(payload, key, value, where=f"sweep point {point.name}")
+    payload["name"] = point.name
+    payload["stages"] = [stage for stage in stages if stage not in AFTER_POINTS]
+    return payload
+
+
+def plan_sweep(config, data: dict) -> list:
+    """Every point's PipelineConfig, built and validated before any point starts."""
+    from edge_fer.config import from_dict
+    from edge_fer.pipeline_config import PipelineConfig, validate
+
+    configs = []
+    for point in sweep_points(config.name, config.sweep.grid, config.sweep.points):
+        try:
+            point_config = from_dict(PipelineConfig, point_data(data, point, config.stages))
+            validate(point_config, Path.cwd())
+        except UserError as error:
+            raise UserError(f"sweep point {point.name}: {error}") from None
+        configs.append(point_config)
+    return configs
+
+
+def run_sweep(config, data: dict, commands: list[str], start: str | None = None, only: str | None = None) -> dict:
+    from edge_fer.pipeline import Pipeline
+
+    point_configs = plan_sweep(config, data)
+    results = []
+    if only not in AFTER_POINTS:
+        for index, point_config in enumerate(point_configs, start=1):
+            ui.log(f"sweep point {index}/{len(point_configs)}: {point_config.name}")
+            summary = Pipeline(point_config, commands=commands).run(start=start, only=only)
+            results.append({"point": point_config.name, "stages": summary})
+    sweep = Pipeline(config, commands=commands)
+    outcome = {"points": results, "folder": str(sweep.folder)}
+    if "bench" in config.stages and only in (None, "bench"):
+        outcome["bench"] = bench_points(sweep, point_configs)
+    if "report" in config.stages and only in (None, "report"):
+        outcome["report"] = report_points(sweep, point_configs)
+    return outcome
+
+
+def bench_points(sweep, point_configs: list) -> dict:
+    """One bench over every point's exported artifacts (grouped by the dataset they are scored on)."""
+    import tempfile
+
+    from edge_fer.bench.peak import write_peak_artifacts
+    from edge_fer.bench.runner import BenchSettings, bench
+    from edge_fer.pipeline import Pipeline
+    from edge_fer.pipeline_stages import exported_artifacts, scoring_spec, store_path
+
+    section = sweep.config.bench
+    settings = BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
+                             min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
+                             threads=section.threads, store=str(store_path(sweep)))
+    groups: dict[str, tuple[dict | None, list[Path]]] = {}
+    for point_config in point_configs:
+        point = Pipeline(point_config)
+        if not (point.stage_dir("export") / "export.json").is_file():
+            ui.warn(f"sweep point {point_config.name} has no export yet; not benchmarked")
+            continue
+        spec = scoring_spec(point) if section.score else None
+        groups.setdefault(json.dumps(spec, sort_keys=True), (spec, []))[1].extend(
+            exported_artifacts(point, section.time_failed_check))
+    rows = []
+    for spec, artifacts in groups.values():
+        rows += bench(artifacts, section.target, settings, spec)
+    if section.peak:
+        with tempfile.TemporaryDirectory() as folder:
+            rows += bench(write_peak_artifacts(Path(folder)), section.target, settings, None)
+    folder = sweep.stage_dir("bench")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
+    return {"store": settings.store, "rows": len(rows), "passed": sum(r["status"] == "passed" for r in rows)}
+
+
+def point_rows(point_configs: list) -> list[list]:
+    """point, what it changes, training seconds, float test accuracy, best int8 artifact and its accuracy."""
+    from edge_fer.pipeline_summary import read_json
+
+    rows = []
+    for point_config in point_configs:
+        folder = point_config.folder
+        model = read_json(folder / "train" / "model.json", {})
+        evaluated = read_json(folder / "evaluate" / "evaluate.json", {})
+        scores = next((v for v in evaluated.values() if isinstance(v, dict)), {})
+        int8 = {name: m["accuracy"] for name, m in scores.items() if "int8" in name and m.get("accuracy") is not None}
+        best = max(int8, key=int8.get) if int8 else None
+        float_accuracy = (scores.get("keras") or (model.get("metrics") or {}).get("test") or {}).get("accuracy")
+        rows.append([point_config.name, model.get("train_seconds"),
+                     None if float_accuracy is None else round(float_accuracy, 4),
+                     best, None if best is None else round(int8[best], 4)])
+    return rows
+
+
+POINT_COLUMNS = ["point", "train s", "float accuracy", "best int8", "int8 accuracy"]
+
+
+def report_points(sweep, point_configs: list) -> dict:
+    from edge_fer.pipeline_stages import store_path
+    from edge_fer.report import build_report, markdown_table
+
+    section = sweep.config.report
+    out = Path(section.out) if section.out else sweep.stage_dir("report")
+    changes = "\n".join(f"- `{c.name}`" for c in point_configs)
+    extras = [("Sweep points", markdown_table(POINT_COLUMNS, point_rows(point_configs)) + "\n\nRun folders:\n\n" + changes)]
+    for include in section.include:
+        path = Path(include)
+        if path.is_file():
+            extras.append((path.stem.replace("-", " "), path.read_text()))
+    report = build_report(store_path(sweep), out, commands=sweep.commands + section.commands, name=section.name,
+                          extras=extras, references=load_references(section.references))
+    return {"markdown": report["markdown"], "html": report["html"]}
+
+
+def load_references(paths: list[str]) -> list[dict]:
+    """Peer models drawn on the plot: files in benchmarks/fer_peer.py's format (rows with model, latency.p50_ms,
+    accuracy)."""
+    from edge_fer.pipeline_summary import read_json
+
+    references = []
+    for path in paths:
+        payload = read_json(Path(path), None)
+        if payload is None:
+            ui.warn(f"report.references: {path} is missing or not JSON; skipped")
+            continue
+        for row in payload.get("rows", []):
+            references.append({"label": f"peer: {row.get('model')}", "kind": "peer",
+                               "p50_ms": (row.get("latency") or {}).get("p50_ms"), "accuracy": row.get("accuracy")})
+    return references

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from edge_fer.bench import store
+from edge_fer.cli import main
+from edge_fer.errors import UserError
+from edge_fer.sweep import sweep_points
+from tests.test_pipeline import write_pipeline
+
+SWEEP = """
+[sweep]
+grid = { "model.alpha" = [0.5, 0.25] }
+points = [{ name = "tiny-wide", set = { "model.alpha" = 1.0, "train.scratch.epochs" = 1 } }]
+"""
+
+
+def test_grid_and_explicit_points_are_named_and_checked():
+    points = sweep_points("front", {"model.image_size": [64, 80], "model.alpha": [0.5]}, [{"name": "x", "set": {"a.b": 1}}])
+    assert [p.name for p in points] == ["front-image_size64-alpha0.5", "front-image_size80-alpha0.5", "x"]
+    assert points[1].overrides == {"model.image_size": 80, "model.alpha": 0.5}
+    with pytest.raises(UserError, match="must be a non-empty list"):
+        sweep_points("front", {"model.alpha": 0.5}, [])
+    with pytest.raises(UserError, match="names repeat: x"):
+        sweep_points("front", {}, [{"name": "x"}, {"name": "x"}])
+
+
+def test_a_sweep_runs_each_point_then_one_bench_and_one_report(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    pipeline.write_text(pipeline.read_text().replace('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp32"') + SWEEP)
+    assert main(["run", str(pipeline), "--json"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    names = [point["point"] for point in outcome["points"]]
+    assert names == ["tiny-alpha0.5", "tiny-alpha0.25", "tiny-wide"]
+    runs = tmp_path / "runs"
+    for name in names:  # each point in its own cached run folder, without bench or report of its own
+        assert (runs / name / "export" / "model-tflite-fp32.tflite").is_file()
+        assert not (runs / name / "bench").exists()
+    meta = [json.loads((runs / name / "train" / "model.json").read_text()) for name in names]
+    assert [m["alpha"] for m in meta] == [0.5, 0.25, 1.0]
+    rows = store.fetch(runs / "tiny" / "results.sqlite")
+    assert len(rows) == 3 and len({row["run_id"] for row in rows}) == 1  # one bench session for every point
+    report = (runs / "tiny" / "report" / "report.md").read_text()
+    assert "tiny-alpha0.25:tflite-fp32" in report and "## Sweep points" in report
+
+    assert main(["run", str(pipeline), "--json"]) == 0  # a rerun skips every point's stages
+    again = json.loads(capsys.readouterr().out)
+    assert all(s["status"] == "skipped" for point in again["points"] for s in point["stages"])
+
+
+@pytest.mark.hostile("malformed-input")
+def test_a_bad_point_stops_the_sweep_before_any_work(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    pipeline.write_text(pipeline.read_text() + '\n[sweep]\ngrid = { "model.variant" = ["patt_lite", "pat_lite"] }\n')
+    assert main(["run", str(pipeline)]) == 2
+    err = capsys.readouterr().err
+    assert "sweep point tiny-variantpat_lite" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
