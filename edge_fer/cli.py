@@ -404,8 +404,7 @@ def cmd_bench(args) -> int:
     import tempfile
     from pathlib import Path
 
-    from edge_fer.bench.runner import BenchSettings, bench
-
+    from edge_fer.bench.runner import BenchSettings, bench, bench_fleet
     from edge_fer.config import from_dict
 
     settings = from_dict(BenchSettings, {"min_queries": args.min_queries, "min_duration_s": args.min_duration,
@@ -413,21 +412,26 @@ def cmd_bench(args) -> int:
                                          "threads": args.threads, "store": args.store}, "--")
     if not args.artifacts and not args.peak:
         raise UserError("give the artifacts to benchmark, or --peak for the host's MAC rate")
-    rows = bench(args.artifacts, args.target, settings, dataset_spec_from_args(args)) if args.artifacts else []
+    targets = args.target or ["host-cpu"]
+    run = (lambda files, spec: bench(files, targets[0], settings, spec)) if len(targets) == 1 else \
+        (lambda files, spec: bench_fleet(files, targets, settings, spec))
+    rows = run(args.artifacts, dataset_spec_from_args(args)) if args.artifacts else []
     if args.peak:
         from edge_fer.bench.peak import write_peak_artifacts
 
         ui.log("building the peak models (1×1 convolutions) in every CPU format")
         with tempfile.TemporaryDirectory() as folder:
-            rows += bench(write_peak_artifacts(Path(folder)), args.target, settings, None)  # random inputs, unscored
+            rows += run(write_peak_artifacts(Path(folder)), None)  # random inputs, unscored
     if args.json:
         ui.print_json(rows)
     else:
         from edge_fer.bench.peak import peak_rates
         from edge_fer.report import COLUMNS, table_rows
 
-        ui.out.print(ui.table(f"benchmark on {args.target} (batch 1 latency; images/s batched)", COLUMNS,
-                              table_rows(rows, args.target, peak_rates(rows))))
+        for target in dict.fromkeys(row["target"] for row in rows):
+            mine = [row for row in rows if row["target"] == target]
+            ui.out.print(ui.table(f"benchmark on {target} (batch 1 latency; images/s batched)", COLUMNS,
+                                  table_rows(mine, target, peak_rates(rows))))
         for (target, name), rate in peak_rates(rows).items():
             ui.out.print(f"peak {name} on {target}: {rate / 1e9:.1f} GMAC/s")
         ui.out.print(f"{len(rows)} rows added to {args.store}")
@@ -603,7 +607,8 @@ def add_bench_commands(commands) -> None:
     bench = commands.add_parser("bench", help="latency (MLPerf SingleStream/Offline), size, memory and accuracy per artifact")
     bench.add_argument("artifacts", nargs="*")
     bench.add_argument("--peak", action="store_true", help="also measure the host's peak MAC rate per runtime and precision")
-    bench.add_argument("--target", default="host-cpu", help="target profile (targets/NAME.toml or a path)")
+    bench.add_argument("--target", action="append", help="target profile (targets/NAME.toml or a path); repeat it to "
+                       "benchmark several targets at once, one thread each (default: host-cpu)")
     bench.add_argument("--dataset", help="score every artifact on this dataset's test split")
     bench.add_argument("--root")
     bench.add_argument("--label-mode")

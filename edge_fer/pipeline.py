@@ -7,6 +7,7 @@ on the next run; the stages before it keep theirs and are skipped.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,30 @@ def without_later_defaults(config: dict) -> dict:
         if config.get(section, {}).get(key, default) == default:
             config[section].pop(key, None)
     return config
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path):
+    """One edge-fer process per run folder: a second one (another terminal, a sweep naming a run still training)
+    would train into the same checkpoints. The lock is the kernel's, so a killed process never leaves it behind."""
+    import fcntl
+
+    handle = open(folder / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{folder} is in use by {holder}; wait for it to finish or give this run another name") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"edge-fer pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def digest(payload) -> str:
@@ -118,6 +143,11 @@ class Pipeline:
         marker.write_text(key)
 
     def run(self, start: str | None = None, only: str | None = None) -> list[dict]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with run_lock(self.folder):
+            return self.run_stages(start, only)
+
+    def run_stages(self, start: str | None, only: str | None) -> list[dict]:
         from edge_fer.versions import software_versions
 
         stages = [s for s in STAGES if s in self.config.stages]

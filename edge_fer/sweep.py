@@ -29,7 +29,7 @@ def sweep_points(name: str, grid: dict, points: list) -> list[SweepPoint]:
         if not isinstance(values, list) or not values:
             raise UserError(f"sweep.grid.{key} must be a non-empty list of values, got {values!r}")
     keys = list(grid)
-    for values in itertools.product(*(grid[key] for key in keys)):
+    for values in itertools.product(*(grid[key] for key in keys)) if keys else []:
         label = "-".join(f"{key.split('.')[-1]}{value}" for key, value in zip(keys, values))
         found.append(SweepPoint(f"{name}-{label}", dict(zip(keys, values))))
     for index, entry in enumerate(points):
@@ -141,13 +141,27 @@ def point_rows(point_configs: list) -> list[list]:
         int8 = {name: m["accuracy"] for name, m in scores.items() if "int8" in name and m.get("accuracy") is not None}
         best = max(int8, key=int8.get) if int8 else None
         float_accuracy = (scores.get("keras") or (model.get("metrics") or {}).get("test") or {}).get("accuracy")
+        teacher = (model.get("distillation") or {}).get("ensemble_test_accuracy")
         rows.append([point_config.name, model.get("train_seconds"),
                      None if float_accuracy is None else round(float_accuracy, 4),
-                     best, None if best is None else round(int8[best], 4)])
+                     best, None if best is None else round(int8[best], 4), teacher])
     return rows
 
 
-POINT_COLUMNS = ["point", "train s", "float accuracy", "best int8", "int8 accuracy"]
+POINT_COLUMNS = ["point", "train s", "float accuracy", "best int8", "int8 accuracy", "teacher accuracy"]
+
+
+def point_accuracy_tables(point_configs: list, split: str) -> list[str]:
+    """Per point: the float model and the int8 artifacts, with macro-F1 and per-class accuracy."""
+    from edge_fer.pipeline_stages import accuracy_tables
+    from edge_fer.pipeline_summary import read_json
+
+    results = {}
+    for point_config in point_configs:
+        evaluated = read_json(point_config.folder / "evaluate" / "evaluate.json", {})
+        results[point_config.name] = {mode: {name: m for name, m in models.items() if name == "keras" or "int8" in name}
+                                      for mode, models in evaluated.items() if isinstance(models, dict)}
+    return accuracy_tables(results, split, lambda run, name: f"{run}: {name}") if results else []
 
 
 def report_points(sweep, point_configs: list) -> dict:
@@ -156,8 +170,11 @@ def report_points(sweep, point_configs: list) -> dict:
 
     section = sweep.config.report
     out = Path(section.out) if section.out else sweep.stage_dir("report")
-    changes = "\n".join(f"- `{c.name}`" for c in point_configs)
-    extras = [("Sweep points", markdown_table(POINT_COLUMNS, point_rows(point_configs)) + "\n\nRun folders:\n\n" + changes)]
+    points = {p.name: p for p in sweep_points(sweep.config.name, sweep.config.sweep.grid, sweep.config.sweep.points)}
+    changes = "\n".join(f"- `runs/{c.name}`: " + (", ".join(f"{k} = {v}" for k, v in points[c.name].overrides.items())
+                                                   or "the file's settings") for c in point_configs)
+    extras = [("Sweep points", markdown_table(POINT_COLUMNS, point_rows(point_configs)) + "\n\nRun folders:\n\n" + changes),
+              ("Accuracy per point (float and int8)", "\n".join(point_accuracy_tables(point_configs, sweep.config.evaluate.split)))]
     for include in section.include:
         path = Path(include)
         if path.is_file():
@@ -179,6 +196,8 @@ def load_references(paths: list[str]) -> list[dict]:
             ui.warn(f"report.references: {path} is missing or not JSON; skipped")
             continue
         for row in payload.get("rows", []):
-            references.append({"label": f"peer: {row.get('model')}", "kind": "peer",
+            if str(row.get("model", "")).startswith("PAtt-Lite"):
+                continue  # ours: on the plot already, as artifacts
+            references.append({"label": f"peer: {row.get('model')}, {len(payload.get('classes', []))} classes", "kind": "peer",
                                "p50_ms": (row.get("latency") or {}).get("p50_ms"), "accuracy": row.get("accuracy")})
     return references

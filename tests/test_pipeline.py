@@ -157,3 +157,24 @@ def test_a_stage_with_failed_artifacts_fails_the_run_every_time(tmp_path, capsys
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["ran", "ran", "ran with failures"]
     assert main(["run", str(pipeline), *failing, "--json"]) == 1
     assert [s["status"] for s in json.loads(capsys.readouterr().out)] == ["skipped", "skipped", "skipped with failures"]
+
+
+@pytest.mark.hostile("exit-codes")
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    folder = tmp_path / "runs" / "tiny"
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "f.write('edge-fer pid 4242'); f.flush(); print('locked', flush=True); time.sleep(60)"), str(folder / ".lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["run", str(pipeline)]) == 2
+        err = capsys.readouterr().err
+        assert "is in use by edge-fer pid 4242" in err and err.count("\n") == 1
+        assert not (folder / "data").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["run", str(pipeline), "--only", "data"]) == 0  # a killed holder leaves no lock behind

@@ -19,6 +19,7 @@ def test_grid_and_explicit_points_are_named_and_checked():
     points = sweep_points("front", {"model.image_size": [64, 80], "model.alpha": [0.5]}, [{"name": "x", "set": {"a.b": 1}}])
     assert [p.name for p in points] == ["front-image_size64-alpha0.5", "front-image_size80-alpha0.5", "x"]
     assert points[1].overrides == {"model.image_size": 80, "model.alpha": 0.5}
+    assert [p.name for p in sweep_points("front", {}, [{"name": "only", "set": {}}])] == ["only"]  # no empty grid point
     with pytest.raises(UserError, match="must be a non-empty list"):
         sweep_points("front", {"model.alpha": 0.5}, [])
     with pytest.raises(UserError, match="names repeat: x"):

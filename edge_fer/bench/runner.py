@@ -61,6 +61,9 @@ class ScoringData:
         return self.files[size]
 
 
+NO_SCORING = ScoringData(None, Path("."))
+
+
 def artifact_facts(path: Path) -> dict:
     from edge_fer.artifacts import format_of_artifact
 
@@ -159,18 +162,37 @@ def check_artifact(facts: dict, target: Target, scoring: ScoringData) -> str | N
     return None
 
 
-def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings, dataset_spec: dict | None = None) -> list[dict]:
-    from edge_fer.bench import remote
-
+def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings, dataset_spec: dict | None = None,
+          bar=None, run_id: str | None = None) -> list[dict]:
+    """Time (and score) every artifact on one target; its rows go to the store. `bar`: a shared rich Progress
+    (a fleet bench shows one line per target), else this call shows its own."""
     target = load_target(target_name)
+    every_facts = checked_facts(artifacts)  # bad metadata fails here, before the store
+    store.check(settings.store)
+    run_id = run_id or new_run_id()
+    if bar is None:
+        with ui.progress() as own_bar:
+            return bench_target(every_facts, target, settings, dataset_spec, own_bar, run_id)
+    return bench_target(every_facts, target, settings, dataset_spec, bar, run_id)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+def checked_facts(artifacts: list[str | Path]) -> list[dict]:
     missing = [str(path) for path in artifacts if not Path(path).is_file()]
     if missing:
         raise UserError(f"artifact does not exist: {', '.join(missing)}")
-    every_facts = [artifact_facts(Path(artifact)) for artifact in artifacts]  # bad metadata fails here, before the store
-    store.check(settings.store)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    return [artifact_facts(Path(artifact)) for artifact in artifacts]
+
+
+def bench_target(every_facts: list[dict], target: Target, settings: BenchSettings, dataset_spec: dict | None, bar,
+                 run_id: str) -> list[dict]:
+    from edge_fer.bench import remote
+
     threads = settings.threads or target.threads
-    rows: list[dict | None] = [None] * len(artifacts)
+    rows: list[dict | None] = [None] * len(every_facts)
     with tempfile.TemporaryDirectory() as folder:
         scoring = ScoringData(dataset_spec, Path(folder))
         planned = []  # (position, facts)
@@ -183,12 +205,11 @@ def bench(artifacts: list[str | Path], target_name: str, settings: BenchSettings
         if target.access == "ssh" and planned:
             images = {f["path"].name: scoring.images_for(f["image_size"]) for _, f in planned if scoring.dataset is not None}
             remote.upload_bundle(target, remote.build_bundle([f["path"] for _, f in planned], images))
-        with ui.progress() as bar:
-            task = bar.add_task(f"benchmarking on {target.name}", total=len(planned))
-            for position, facts in planned:
-                bar.update(task, description=f"{facts['format'].name} on {target.name}")
-                rows[position] = to_row(run_id, target, facts, measure(facts, target, scoring, settings, threads), scoring)
-                bar.advance(task)
+        task = bar.add_task(f"benchmarking on {target.name}", total=len(planned))
+        for position, facts in planned:
+            bar.update(task, description=f"{facts['format'].name} on {target.name}")
+            rows[position] = to_row(run_id, target, facts, measure(facts, target, scoring, settings, threads), scoring)
+            bar.advance(task)
     store.insert(settings.store, [row for row in rows if "created" in row])
     return rows
 
@@ -202,3 +223,29 @@ def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSe
     if target.access == "ssh":
         return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads), images is not None)
     return run_local(facts["path"], images, settings, threads)
+
+
+def bench_fleet(artifacts: list[str | Path], target_names: list[str], settings: BenchSettings,
+                dataset_spec: dict | None = None) -> list[dict]:
+    """The same artifacts on several targets at once, one thread per target (remote targets spend their time
+    waiting on SSH). A target that fails as a whole (unreachable, key refused, no runtime) gets a failed row per
+    artifact with the reason; the others finish. Every row lands in one store under one run id."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = [load_target(name) for name in dict.fromkeys(target_names)]  # a bad target file fails before any work
+    every_facts = checked_facts(artifacts)
+    store.check(settings.store)
+    run_id = new_run_id()
+
+    def one_target(target: Target) -> list[dict]:
+        try:
+            return bench_target(every_facts, target, settings, dataset_spec, bar, run_id)
+        except (UserError, OSError, subprocess.SubprocessError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            rows = [to_row(run_id, target, facts, {"error": f"target failed: {reason}"}, NO_SCORING) for facts in every_facts]
+            store.insert(settings.store, rows)
+            return rows
+
+    with ui.progress() as bar, ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        results = list(pool.map(one_target, targets))
+    return [row for rows in results for row in rows]

@@ -163,3 +163,29 @@ def test_bundles_store_contents_not_links(exported, tmp_path):
     with tarfile.open(fileobj=__import__("io").BytesIO(build_bundle([link]))) as tar:
         member = tar.getmember("artifacts/model-onnx-fp32.onnx")
         assert member.isfile() and not member.issym() and member.size == Path(results["onnx-fp32"]["path"]).stat().st_size
+
+
+def test_a_fleet_bench_measures_every_reachable_target_and_fails_the_unreachable_one(loopback_target, exported, tmp_path, capsys):
+    _, results = exported
+    artifacts = [results["tflite-int8"]["path"], results["onnx-fp32"]["path"]]
+    text = loopback_target.read_text()
+    targets = []
+    for name in ("lab-a", "lab-b"):
+        targets.append(tmp_path / f"{name}.toml")
+        targets[-1].write_text(text.replace('remote_dir = "loopback-test"', f'remote_dir = "fleet-{name}"'))
+    closed = tmp_path / "lab-down.toml"  # a port nothing listens on: connection refused
+    port = text.split("ssh_port = ")[1].split("\n")[0]
+    closed.write_text(text.replace(f"ssh_port = {port}", f"ssh_port = {free_port()}"))
+    database = tmp_path / "fleet.sqlite"
+    code = main(["bench", *artifacts, *[arg for t in (*targets, closed) for arg in ("--target", str(t))],
+                 "--store", str(database), "--min-queries", "10", "--min-duration", "0.2", "--warmup", "2",
+                 "--offline-batch", "4", "--json"])
+    assert code == 1  # a failed row makes the exit non-zero
+    rows = store.fetch(database)
+    by_target = {name: [row for row in rows if row["target"] == name] for name in ("lab-a", "lab-b", "lab-down")}
+    assert all(len(found) == 2 for found in by_target.values()), rows
+    assert all(row["status"] == "passed" and row["p50_ms"] > 0 for name in ("lab-a", "lab-b") for row in by_target[name])
+    assert all(row["status"] == "failed" and "target failed" in row["reason"] for row in by_target["lab-down"])
+    assert len({row["run_id"] for row in rows}) == 1  # one store, one run
+    for name in ("lab-a", "lab-b"):
+        shutil.rmtree(Path.home() / f"fleet-{name}", ignore_errors=True)
