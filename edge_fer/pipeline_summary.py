@@ -26,10 +26,11 @@ def stage_note(stage: dict) -> str:
             best = max(scores, key=scores.get)
             return f"{len(scores)} models, best {scores[best]:.4f} ({best})"
     if name == "bench":
-        rows = {k: v for k, v in stage.items() if isinstance(v, dict)}
+        rows = {k: v for k, v in stage.items() if isinstance(v, dict) and not k.startswith("peak ")}
+        peaks = sum(1 for k in stage if k.startswith("peak "))
         if rows:
             passed = sum(1 for v in rows.values() if v.get("status") == "passed")
-            return f"{passed} of {len(rows)} artifacts measured"
+            return f"{passed} of {len(rows)} artifacts measured" + (", host peak" if peaks else "")
     if name == "report" and stage.get("report"):
         return str(stage["report"])
     if name == "data":

@@ -228,7 +228,7 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rates = peak_rates(rows)
-    sections = [target_section(target, label_by_run(target_rows), out, rates, references or [])
+    sections = [target_section(target, label_by_run(target_rows), out, rates, references or [], f"{name}_files")
                 for target, target_rows in latest_per_artifact(rows).items()]
     runs = {}
     for row in rows:
@@ -242,25 +242,37 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
             "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
 
 
+def run_of(artifact: str) -> str:
+    """runs/<run>/export/<file> -> <run>; a file anywhere else -> its folder's name."""
+    folder = Path(artifact).parent
+    return folder.parent.name if folder.name == "export" else folder.name
+
+
 def label_by_run(rows: list[dict]) -> list[dict]:
     """Rows from several run folders (a sweep) are labelled run:format, so the table and plot tell them apart."""
-    runs = {Path(row["artifact"]).parent.parent.name for row in rows}
+    runs = {run_of(row["artifact"]) for row in rows}
     if len(runs) > 1:
         for row in rows:
-            row["label"] = f"{Path(row['artifact']).parent.parent.name}:{row['format']}"
+            row["label"] = f"{run_of(row['artifact'])}:{row['format']}"
     return sorted(rows, key=lambda row: row.get("label") or row["format"])
 
 
-def target_section(target: str, target_rows: list[dict], out: Path, rates: dict, references: list[dict]) -> dict:
-    plot = out / f"accuracy-latency-{target}.png"
+def target_section(target: str, target_rows: list[dict], out: Path, rates: dict, references: list[dict],
+                   files: str) -> dict:
+    """A target's table, plot and confusion matrices (of the artifacts on the Pareto front: the ones worth
+    shipping), the images in out/<files>/."""
+    (out / files).mkdir(parents=True, exist_ok=True)
+    plot = f"{files}/accuracy-latency-{target}.png"
+    timed = [row for row in target_rows if row.get("p50_ms") and row.get("accuracy") is not None]
+    front = [timed[i] for i in pareto_front([(row["p50_ms"], row["accuracy"]) for row in timed])]
     confusions = []
-    for row in target_rows:
-        image = out / f"confusion-{target}-{(row.get('label') or row['format']).replace(':', '-')}.png"
-        if plot_confusion(row, image):
-            confusions.append(image.name)
+    for row in front:
+        image = f"{files}/confusion-{target}-{(row.get('label') or row['format']).replace(':', '-')}.png"
+        if plot_confusion(row, out / image):
+            confusions.append(image)
     synthetic = any(r.get("synthetic") for r in target_rows)
     return {"target": target, "rows": table_rows(target_rows, target, rates),
-            "plot": plot.name if plot_accuracy_latency(target_rows, target, plot, synthetic, references) else None,
+            "plot": plot if plot_accuracy_latency(target_rows, target, out / plot, synthetic, references) else None,
             "confusions": confusions, "datasets": sorted({r["dataset"] for r in target_rows if r.get("dataset")}),
             "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
             "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}

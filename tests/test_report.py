@@ -62,7 +62,8 @@ def test_the_html_report_renders_every_table_and_escapes_included_html(report):
     assert "<code>code</code>" in page and "`code`" not in page
     assert "<td>tensorflow</td><td>2.20.0</td>" in page.replace("\n", "")
     assert "runtime \\| missing" not in page and "runtime | missing" in page
-    assert 'src="accuracy-latency-host-cpu.png"' in page and (out / "accuracy-latency-host-cpu.png").stat().st_size > 10_000
+    assert 'src="report_files/accuracy-latency-host-cpu.png"' in page
+    assert (out / "report_files" / "accuracy-latency-host-cpu.png").stat().st_size > 10_000
     markdown = (out / "report.md").read_text()
     assert "**SYNTHETIC**" in markdown and "\n\n\n" not in markdown and result["html"].endswith("report.html")
 
