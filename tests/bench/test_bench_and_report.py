@@ -52,8 +52,11 @@ def test_report_renders_both_runs_and_the_pngs_open(two_runs, capsys):
     assert markdown.count("| host-cpu |") == 2  # both runs listed
     assert "| tflite-int8 | int8 |" in markdown and "accuracy-latency-host-cpu.png" in markdown
     assert "<table>" in (out / "report.html").read_text()
-    pngs = sorted(out.glob("*.png"))
-    assert len(pngs) == 1 + len(CPU_ARTIFACTS)
+    pngs = sorted((out / "report_files").glob("*.png"))
+    confusions = [png for png in pngs if png.name.startswith("confusion-")]
+    assert (out / "report_files" / "accuracy-latency-host-cpu.png") in pngs
+    assert 1 <= len(confusions) <= len(CPU_ARTIFACTS)  # the Pareto-front artifacts only
+    assert all(f"report_files/{png.name}" in markdown for png in confusions)
     for png in pngs:
         with Image.open(png) as image:
             image.load()
