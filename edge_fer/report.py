@@ -161,7 +161,12 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
               linewidth=1.2, alpha=0.7, zorder=2)
     axes.scatter([points[i]["x"] for i in front], [points[i]["y"] for i in front], s=190, facecolors="none",
                  edgecolors="tab:red", linewidths=1.2, zorder=4)  # a front of one point has no line to see
-    labels = [axes.text(p["x"], p["y"], p["label"], fontsize=7.5) for p in points]
+    # many points: name only the front and the references (the table names the rest)
+    named = points if len(points) <= 12 else [p for i, p in enumerate(points) if i in front or p["kind"] != "artifact"]
+    labels = [axes.text(p["x"], p["y"], p["label"], fontsize=7.5) for p in named]
+    latencies = [p["x"] for p in points]
+    if max(latencies) > 10 * min(latencies):
+        axes.set_xscale("log")  # a slow peer would squeeze every other point against the axis
     adjust_text(labels, ax=axes, expand=(1.6, 2.2), force_text=(0.6, 1.2), max_move=(60, 60),
                 arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
     handles = [Line2D([], [], color=c, marker="o", linestyle="", label=name) for name, c in RUNTIME_COLOURS.items()
@@ -171,10 +176,10 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
     handles += [Line2D([], [], color=c, marker=m, linestyle="", markersize=9, label=kind) for kind, (c, m) in REFERENCE_STYLE.items()
                 if any(p["kind"] == kind for p in points)]
     handles.append(Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", label="Pareto front"))
-    axes.legend(handles=handles, fontsize=7.5, loc="lower right", ncols=2)
-    axes.set_xlabel("p50 latency, batch 1 (ms)")
+    axes.legend(handles=handles, fontsize=7.5, loc="best", ncols=2)
+    axes.set_xlabel("p50 latency, batch 1 (ms)" + (", log scale" if axes.get_xscale() == "log" else ""))
     axes.set_ylabel("test accuracy")
-    axes.set_title(f"accuracy vs latency on {target}")
+    axes.set_title(f"accuracy vs latency on {target}" + (" (unlabelled points: see the table)" if len(named) < len(points) else ""))
     axes.grid(alpha=0.3)
     if synthetic:
         axes.text(0.5, 0.5, "SYNTHETIC", transform=axes.transAxes, fontsize=44, color="red", alpha=0.18,
