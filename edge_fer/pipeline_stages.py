@@ -156,21 +156,35 @@ def store_path(pipeline) -> Path:
     return Path(pipeline.config.bench.store) if pipeline.config.bench.store else pipeline.folder / "results.sqlite"
 
 
-def stage_bench(pipeline, stage_dir: Path) -> dict:
-    from edge_fer.bench.peak import PEAK_VARIANT, write_peak_artifacts
-    from edge_fer.bench.runner import BenchSettings, bench
+def bench_settings(pipeline):
+    from edge_fer.bench.runner import BenchSettings
 
     section = pipeline.config.bench
-    settings = BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
-                             min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
-                             threads=section.threads, store=str(store_path(pipeline)))
+    return BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
+                         min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
+                         threads=section.threads, store=str(store_path(pipeline)))
+
+
+def peak_rows(target: str, settings) -> list[dict]:
+    """The host's peak MAC rate per runtime and precision (bench.peak), measured like the artifacts."""
+    import tempfile
+
+    from edge_fer.bench.peak import write_peak_artifacts
+    from edge_fer.bench.runner import bench
+
+    with tempfile.TemporaryDirectory() as folder:
+        return bench(write_peak_artifacts(Path(folder)), target, settings, None)
+
+
+def stage_bench(pipeline, stage_dir: Path) -> dict:
+    from edge_fer.bench.peak import PEAK_VARIANT
+    from edge_fer.bench.runner import bench
+
+    section, settings = pipeline.config.bench, bench_settings(pipeline)
     rows = bench(exported_artifacts(pipeline, section.time_failed_check), section.target, settings,
                  scoring_spec(pipeline) if section.score else None)
     if section.peak:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as folder:
-            rows += bench(write_peak_artifacts(Path(folder)), section.target, settings, None)
+        rows += peak_rows(section.target, settings)
     (stage_dir / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
     return {"summary": {(f"peak {r['format']}" if r.get("variant") == PEAK_VARIANT else r["format"]):
                         {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")} for r in rows}}

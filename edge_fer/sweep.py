@@ -96,17 +96,11 @@ def run_sweep(config, data: dict, commands: list[str], start: str | None = None,
 
 def bench_points(sweep, point_configs: list) -> dict:
     """One bench over every point's exported artifacts (grouped by the dataset they are scored on)."""
-    import tempfile
-
-    from edge_fer.bench.peak import write_peak_artifacts
-    from edge_fer.bench.runner import BenchSettings, bench
+    from edge_fer.bench.runner import bench
     from edge_fer.pipeline import Pipeline
-    from edge_fer.pipeline_stages import exported_artifacts, scoring_spec, store_path
+    from edge_fer.pipeline_stages import bench_settings, exported_artifacts, peak_rows, scoring_spec
 
-    section = sweep.config.bench
-    settings = BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
-                             min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
-                             threads=section.threads, store=str(store_path(sweep)))
+    section, settings = sweep.config.bench, bench_settings(sweep)
     groups: dict[str, tuple[dict | None, list[Path]]] = {}
     for point_config in point_configs:
         point = Pipeline(point_config)
@@ -120,8 +114,7 @@ def bench_points(sweep, point_configs: list) -> dict:
     for spec, artifacts in groups.values():
         rows += bench(artifacts, section.target, settings, spec)
     if section.peak:
-        with tempfile.TemporaryDirectory() as folder:
-            rows += bench(write_peak_artifacts(Path(folder)), section.target, settings, None)
+        rows += peak_rows(section.target, settings)
     folder = sweep.stage_dir("bench")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
