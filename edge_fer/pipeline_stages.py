@@ -305,6 +305,18 @@ def baselines_section(pipeline) -> tuple[str, str] | None:
     return "Baselines", "\n".join([*accuracy_tables(results, pipeline.config.evaluate.split, label), *lines])
 
 
+def included_sections(section) -> list[tuple[str, str]]:
+    """report.include: each Markdown file as a (title, body) section; a missing one is a warning."""
+    sections = []
+    for include in section.include:
+        path = Path(include)
+        if path.is_file():
+            sections.append((path.stem.replace("-", " "), path.read_text()))
+        else:
+            ui.warn(f"report.include: {path} does not exist yet; skipped")
+    return sections
+
+
 def stage_report(pipeline, stage_dir: Path) -> dict:
     from edge_fer.report import build_report
 
@@ -312,12 +324,7 @@ def stage_report(pipeline, stage_dir: Path) -> dict:
     out = Path(section.out) if section.out else stage_dir
     extras = [extra for extra in (training_section(pipeline), evaluate_section(pipeline), baselines_section(pipeline))
               if extra]
-    for include in section.include:
-        path = Path(include)
-        if path.is_file():
-            extras.append((path.stem.replace("-", " "), path.read_text()))
-        else:
-            ui.warn(f"report.include: {path} does not exist yet; skipped")
+    extras += included_sections(section)
     from edge_fer.sweep import load_references
 
     report = build_report(store_path(pipeline), out, commands=pipeline.commands + section.commands, name=section.name,

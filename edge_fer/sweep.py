@@ -158,7 +158,7 @@ def point_accuracy_tables(point_configs: list, split: str) -> list[str]:
 
 
 def report_points(sweep, point_configs: list) -> dict:
-    from edge_fer.pipeline_stages import store_path
+    from edge_fer.pipeline_stages import included_sections, store_path
     from edge_fer.report import build_report, markdown_table
 
     section = sweep.config.report
@@ -168,10 +168,7 @@ def report_points(sweep, point_configs: list) -> dict:
                                                    or "the file's settings") for c in point_configs)
     extras = [("Sweep points", markdown_table(POINT_COLUMNS, point_rows(point_configs)) + "\n\nRun folders:\n\n" + changes),
               ("Accuracy per point (float and int8)", "\n".join(point_accuracy_tables(point_configs, sweep.config.evaluate.split)))]
-    for include in section.include:
-        path = Path(include)
-        if path.is_file():
-            extras.append((path.stem.replace("-", " "), path.read_text()))
+    extras += included_sections(section)
     report = build_report(store_path(sweep), out, commands=sweep.commands + section.commands, name=section.name,
                           extras=extras, references=load_references(section.references))
     return {"markdown": report["markdown"], "html": report["html"]}
