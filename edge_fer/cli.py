@@ -162,7 +162,10 @@ def train_config_from_args(args):
         if value is not None:
             apply_override(data, f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if args.distribute:
-        apply_override(data, "train.distribute=true")
+        apply_override(data, "train.distribute='mirrored'")
+    if args.workers is not None or args.task_index is not None:
+        write_tf_config(args.workers, args.task_index)
+        apply_override(data, "train.distribute='multi_worker'")
     for text in args.option:
         key, value = parse_option(text)
         data.setdefault("data", {}).setdefault("options", {})[key] = value
@@ -171,10 +174,23 @@ def train_config_from_args(args):
     return from_dict(TrainConfig, data)
 
 
+def write_tf_config(workers: str | None, task_index: int | None) -> None:
+    import json
+
+    from edge_fer.train.distribute import tf_config_for
+
+    if workers is None or task_index is None:
+        raise UserError("--workers and --task-index go together: every worker gets the same --workers list and its own index")
+    os.environ["TF_CONFIG"] = json.dumps(tf_config_for(workers, task_index))
+
+
 def cmd_train(args) -> int:
     from edge_fer.train.trainer import train
 
     record = train(train_config_from_args(args))
+    if not record.get("chief", True):
+        ui.out.print(f"worker {record['task_index']} of {record['workers']} finished; the chief (worker 0) wrote the model")
+        return 0
     if args.json:
         ui.print_json(record)
     else:
@@ -235,6 +251,9 @@ def add_train_commands(commands) -> None:
     train.add_argument("--steps-per-epoch", type=int)
     train.add_argument("--out", help="output folder (default runs/train)")
     train.add_argument("--distribute", action="store_true", help="MirroredStrategy over every visible GPU")
+    train.add_argument("--workers", metavar="HOST:PORT,...",
+                       help="multi-worker training: every worker's address, the chief (task 0) first; writes TF_CONFIG")
+    train.add_argument("--task-index", type=int, metavar="N", help="this worker's place in --workers (0 = the chief)")
     train.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="dataset adapter option")
     train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="any config value, e.g. train.head.epochs=5")

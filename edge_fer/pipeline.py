@@ -34,10 +34,20 @@ LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [],
                   ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): []}
 
 
+# Settings that change where or how a stage runs, not what it makes: a run trained on one machine and resumed on
+# several is the same run. Hashed at the value older runs were hashed with.
+HOW_NOT_WHAT = {("train", "distribute"): False, ("train", "max_restarts"): None}
+
+
 def without_later_defaults(config: dict) -> dict:
     for (section, key), default in LATER_DEFAULTS.items():
         if config.get(section, {}).get(key, default) == default:
             config[section].pop(key, None)
+    for (section, key), hashed_as in HOW_NOT_WHAT.items():
+        if section in config:
+            config[section].pop(key, None)
+            if hashed_as is not None:
+                config[section][key] = hashed_as
     return config
 
 

@@ -132,6 +132,7 @@ def validate(config: PipelineConfig, base: Path) -> None:
     from edge_fer.formats import parse_formats
     from edge_fer.models import MODELS
     from edge_fer.targets import load_target
+    from edge_fer.train.distribute import distribute_mode
 
     check_paths(config, Path.cwd())
     for stage in config.stages:
@@ -149,5 +150,8 @@ def validate(config: PipelineConfig, base: Path) -> None:
     load_target(config.bench.target)
     if config.export.target:
         load_target(config.export.target)
+    if distribute_mode(config.train.distribute) == "multi_worker":
+        raise UserError("train.distribute = 'multi_worker' trains through `edge-fer train --config FILE --workers "
+                        "HOST:PORT,... --task-index N` on every machine; `edge-fer run` trains on one")
     if config.cross_validation.folds and config.data.dataset != "ckplus":
         raise UserError("cross_validation.folds needs the ckplus dataset (subject-independent folds)")

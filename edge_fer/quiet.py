@@ -42,6 +42,15 @@ def native_output_to(log_path: str | Path) -> Path:
     return log_path
 
 
+def give_back_descriptor_2() -> None:
+    """Before exec: descriptor 2 is the terminal again (the new program redirects it itself)."""
+    global current_log
+    if current_log is not None:
+        sys.stderr.flush()
+        os.dup2(sys.stderr.fileno(), 2)
+        current_log = None
+
+
 def route_library_logs() -> None:
     """Warnings and library loggers write to descriptor 2, which is the log file once redirected."""
     handler = logging.StreamHandler(open(2, "w", buffering=1, closefd=False, errors="replace"))

@@ -25,12 +25,20 @@ def read_history(path: Path) -> list[dict]:
 
 
 class EpochLog(keras.callbacks.Callback):
-    def __init__(self, stage: str, epochs: int, history_path: Path, steps: int):
+    def __init__(self, stage: str, epochs: int, history_path: Path | None, steps: int):
+        """history_path None: log only (a worker that is not the chief writes nothing)."""
         super().__init__()
         self.stage, self.epochs, self.history_path, self.steps = stage, epochs, history_path, steps
         self.bar = None
 
+    def on_train_begin(self, logs=None):
+        self.first_epoch = True
+
     def on_epoch_begin(self, epoch, logs=None):
+        if getattr(self, "first_epoch", False) and epoch > 0:
+            ui.log(f"[{self.stage}] resumed from the end-of-epoch backup: epochs 1-{epoch} are done, "
+                   f"epoch {epoch + 1} starts")
+        self.first_epoch = False
         self.started = time.perf_counter()
         self.bar = ui.progress()
         self.bar.start()
@@ -45,8 +53,9 @@ class EpochLog(keras.callbacks.Callback):
         record = {"stage": self.stage, "epoch": epoch + 1, "seconds": round(time.perf_counter() - self.started, 1),
                   "learning_rate": current_learning_rate(self.model.optimizer),
                   **{key: float(value) for key, value in logs.items() if key != "lr" and key != "learning_rate"}}
-        with open(self.history_path, "a") as stream:
-            stream.write(json.dumps(record) + "\n")
+        if self.history_path is not None:
+            with open(self.history_path, "a") as stream:
+                stream.write(json.dumps(record) + "\n")
         ui.log(
             f"[{self.stage}] epoch {epoch + 1}/{self.epochs}  loss {record.get('loss', float('nan')):.4f}  "
             f"acc {record.get('accuracy', float('nan')):.4f}  val_loss {record.get('val_loss', float('nan')):.4f}  "

@@ -78,7 +78,9 @@ class TrainSection:
     class_weights: bool = True
     class_weight_power: float = 1.0  # 1: n / (k · count); 0.5: its square root, gentler on rare classes
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
-    distribute: bool = False  # tf.distribute.MirroredStrategy over every visible GPU
+    # "none", "mirrored" (every local GPU) or "multi_worker" (the TF_CONFIG cluster); false/true mean none/mirrored
+    distribute: bool | Literal["none", "mirrored", "multi_worker"] = False
+    max_restarts: int = 3  # multi_worker: times a worker re-executes itself after another worker went away
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     distill: DistillSection = field(default_factory=DistillSection)  # knowledge distillation from trained teachers
     head: HeadStage = field(default_factory=HeadStage)

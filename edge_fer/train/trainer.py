@@ -26,6 +26,9 @@ from edge_fer.data.base import Split
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig
+from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, is_peer_loss,
+                                       load_weights_file, local_copy, restart_after_peer_loss, save_weights_file,
+                                       weights_digest)
 from edge_fer.train.distill import (check_distill, load_teachers, make_accuracy, make_distillation_loss, teacher_paths,
                                     teacher_report, with_teacher_targets)
 
@@ -175,58 +178,53 @@ def warm_start(model, source_path: str) -> dict:
     return {"path": str(source_path), "layers_copied": len(copied), "layers_fresh": skipped}
 
 
-def pick_strategy(distribute: bool):
-    """MirroredStrategy where asked and several GPUs are visible, else None (the default strategy)."""
-    import tensorflow as tf
-
-    if not distribute:
-        return None
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) < 2:
-        ui.warn(f"--distribute asks for several GPUs but {len(gpus)} is visible; training on one device")
-        return None
-    strategy = tf.distribute.MirroredStrategy()
-    ui.log(f"MirroredStrategy over {strategy.num_replicas_in_sync} GPUs")
-    return strategy
-
-
 def scope_of(strategy):
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, steps: int, class_weight, loss, strategy,
-              calibration_data, metric="accuracy") -> None:
+def shard_by_batch_share(dataset):
+    """Each worker takes its share of every global batch (the order of a one-process run); the arrays are in
+    memory, so there are no files to shard by."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, steps: int, class_weight, loss,
+              placement: Placement, calibration_data, metric="accuracy") -> None:
     import tf_keras as keras
 
     from edge_fer.train.callbacks import EpochLog, PreciseBatchNorm, read_history
 
     done = stage_dir / "done.weights.h5"
     if done.is_file():
-        model.load_weights(str(done))
+        load_weights_file(placement, model, done)
         ui.log(f"[{stage.name}] already complete: loaded {done}")
         return
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    if placement.is_chief:
+        stage_dir.mkdir(parents=True, exist_ok=True)
     history_path = stage_dir / "history.jsonl"
     best_so_far = max((r.get("val_accuracy", -1.0) for r in read_history(history_path)), default=None)
     best_path = stage_dir / "best.weights.h5"
-    with scope_of(strategy):
+    with scope_of(placement.strategy):
         stage.set_trainable(model)
         model.compile(optimizer=stage.make_optimizer(steps), loss=loss, metrics=[metric])
     callbacks = [
         keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
                                         save_weights_only=True, initial_value_threshold=best_so_far),
-        EpochLog(stage.name, stage.epochs, history_path, steps),
+        EpochLog(stage.name, stage.epochs, history_path if placement.is_chief else None, steps),
         *stage.extra_callbacks(),
     ]
     callbacks.insert(1, PreciseBatchNorm(calibration_data))  # before the checkpoint, so val_accuracy is right
     model.fit(train_data, validation_data=valid_data, epochs=stage.epochs, steps_per_epoch=steps,
               class_weight=class_weight, callbacks=callbacks, verbose=0)
+    barrier(placement)  # the chief has written the best weights every worker loads next
     if best_path.is_file():
-        model.load_weights(str(best_path))  # early stopping's "restore best", also across resumed runs
-    temporary = stage_dir / "done.partial.weights.h5"
-    model.save_weights(str(temporary))
-    os.replace(temporary, done)
+        load_weights_file(placement, model, best_path)  # early stopping's "restore best", also across resumed runs
+    save_weights_file(placement, model, done)
 
 
 def train(config: TrainConfig) -> dict:
@@ -237,20 +235,24 @@ def train(config: TrainConfig) -> dict:
     from edge_fer.models import create_model
     from edge_fer.versions import software_versions
 
+    placement = create_placement(config.train.distribute)  # before any other TensorFlow work
     stages = plan_stages(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    save_toml(config, out / "config.toml")
+    check_shared_folder(placement, out)
+    if placement.is_chief:
+        save_toml(config, out / "config.toml")
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, config.data.root, label_mode=config.data.label_mode, **config.data.options)
     train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
     soft = dataset.label_mode == "probability"
     keras.utils.set_random_seed(config.train.seed)
-    strategy = pick_strategy(config.train.distribute)
-    with scope_of(strategy):
+    with scope_of(placement.strategy):
         model = create_model(config.model.variant, len(dataset.classes), config.model.image_size,
                              weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed,
                              alpha=config.model.alpha)
+    placement.build_plain = lambda: create_model(config.model.variant, len(dataset.classes), config.model.image_size,
+                                                 weights="none", dropout=config.model.dropout, alpha=config.model.alpha)
     origin = model.edge_fer
     if config.model.init_from:
         origin = {**origin, "init_from": warm_start(model, config.model.init_from)}
@@ -260,6 +262,8 @@ def train(config: TrainConfig) -> dict:
                               augment=config.train.augment, soft_labels=soft, repeat=True)
     valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft)
     calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(20)
+    if placement.multi_worker:
+        train_data, valid_data = shard_by_batch_share(train_data), shard_by_batch_share(valid_data)
     class_weight = (balanced_class_weights(train_split.labels, len(dataset.classes), config.train.class_weight_power)
                     if config.train.class_weights else None)
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
@@ -272,9 +276,18 @@ def train(config: TrainConfig) -> dict:
         metric = make_accuracy(len(dataset.classes))
     ui.log(f"training {config.model.variant} at {size}px on {dataset.display_name} ({len(train_split)} train, "
            f"{len(valid_split)} valid), schedule {config.train.schedule}, pretrained={origin['pretrained']}")
-    for stage in stages:
-        run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss, strategy,
-                  calibration, metric)
+    try:
+        for stage in stages:
+            run_stage(stage, model, train_data, valid_data, out / "stages" / stage.name, steps, class_weight, loss,
+                      placement, calibration, metric)
+    except Exception as error:
+        if placement.multi_worker and is_peer_loss(error):
+            restart_after_peer_loss(error, config.train.max_restarts)
+        raise
+    model = local_copy(placement, model)  # collective: every worker is past its last read of the cluster token
+    if not placement.is_chief:
+        return worker_record(placement, model, out)
+    (out / ".cluster-token").unlink(missing_ok=True)
     metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}
     test_split = scoring_test_split(config.data, dataset, test_split)
     if test_split is not None:
@@ -294,6 +307,8 @@ def train(config: TrainConfig) -> dict:
                     "label_mode": dataset.label_mode, "options": config.data.options,
                     "sizes": {"train": len(train_split), "valid": len(valid_split), "test": len(test_split) if test_split else 0}},
         "schedule": config.train.schedule,
+        "distribute": {"mode": placement.mode, "workers": placement.workers},
+        "weights_sha256": weights_digest(model.get_weights()),
         "metrics": metrics,
         "train_seconds": round(epoch_seconds(out), 1),  # every epoch, across resumed sessions
         "wall_seconds": round(time.perf_counter() - started, 1),  # this invocation
@@ -302,6 +317,14 @@ def train(config: TrainConfig) -> dict:
     }
     save_model(model, out / "model.keras")
     write_json(out / "model.json", record)
+    return record
+
+
+def worker_record(placement: Placement, model, out: Path) -> dict:
+    """A worker that is not the chief writes no model: only its own weights' digest, to compare with the chief's."""
+    record = {"task_index": placement.task_index, "workers": placement.workers, "chief": False,
+              "weights_sha256": weights_digest(model.get_weights())}
+    write_json(out / f"worker-{placement.task_index}.json", record)
     return record
 
 

@@ -1,0 +1,269 @@
+"""Where training runs: one device, MirroredStrategy over local GPUs, or MultiWorkerMirroredStrategy across machines.
+
+Multi-worker training keeps the single-machine meaning of every setting: `train.batch_size` is the *global*
+batch, split evenly across the workers (each takes its share of every batch, in the same order a single process
+would see them), so steps per epoch, the learning-rate schedule (counted in optimizer steps) and the epoch count
+are those of a one-process run of the same batch.
+
+The cluster comes from `TF_CONFIG` (or `edge-fer train --workers HOST:PORT,... --task-index N`, which writes it).
+Worker 0 is the chief: it alone writes the run folder's files. Every worker must see the run folder at the same
+path (a shared mount): Keras's BackupAndRestore restores every worker from the chief's backup there, and a check
+at start-up refuses a folder the workers do not share.
+
+When a worker dies, the others' collective operations fail. They re-execute themselves (`restart_after_peer_loss`)
+and wait at start-up for the whole cluster; once the dead worker is restarted, every worker restores the last
+end-of-epoch backup and training continues from there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from edge_fer import quiet, ui
+from edge_fer.errors import UserError
+
+MODES = ("none", "mirrored", "multi_worker")
+RESTARTS_VARIABLE = "EDGE_FER_WORKER_RESTARTS"
+DEFAULT_MAX_RESTARTS = 3
+
+
+def distribute_mode(value) -> str:
+    """`train.distribute` as one of MODES (false/true are the older spellings of "none"/"mirrored")."""
+    if value is False or value == "none":
+        return "none"
+    if value is True or value == "mirrored":
+        return "mirrored"
+    if value == "multi_worker":
+        return value
+    raise UserError(f"train.distribute must be one of {', '.join(map(repr, MODES))}, got {value!r}")
+
+
+def parse_worker_address(text: str) -> str:
+    host, colon, port = text.strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--workers: {text!r} is not HOST:PORT (e.g. 10.0.0.5:12345)")
+    if host.startswith("-") or any(c.isspace() for c in host):
+        raise UserError(f"--workers: {host!r} is not a host name")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        if not all(part and (part.replace("-", "").isalnum()) for part in host.split(".")):
+            raise UserError(f"--workers: {host!r} is not a host name or IP address") from None
+    return f"{host}:{int(port)}"
+
+
+def loopback_workers(count: int) -> str:
+    """`count` free 127.0.0.1 addresses for --workers: a cluster on one machine (tests, overhead measurements)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for listener in sockets:
+        listener.bind(("127.0.0.1", 0))
+    addresses = ",".join(f"127.0.0.1:{listener.getsockname()[1]}" for listener in sockets)
+    for listener in sockets:
+        listener.close()
+    return addresses
+
+
+def tf_config_for(workers: str, task_index: int) -> dict:
+    """The TF_CONFIG of worker `task_index` in the cluster `workers` (comma-separated HOST:PORT, chief first)."""
+    addresses = [parse_worker_address(part) for part in workers.split(",") if part.strip()]
+    if len(addresses) < 2:
+        raise UserError("--workers needs at least two HOST:PORT addresses, the chief (task 0) first")
+    if len(set(addresses)) != len(addresses):
+        raise UserError("--workers lists an address twice; every worker needs its own HOST:PORT")
+    if not 0 <= task_index < len(addresses):
+        raise UserError(f"--task-index must be 0..{len(addresses) - 1} for {len(addresses)} workers, got {task_index}")
+    return {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": task_index}}
+
+
+def read_tf_config() -> dict:
+    """TF_CONFIG from the environment, checked so a malformed one fails in one line instead of inside TensorFlow."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise UserError("train.distribute = 'multi_worker' needs the cluster: set TF_CONFIG or pass "
+                        "--workers HOST:PORT,HOST:PORT --task-index N")
+    try:
+        config = json.loads(text)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        index = int(task["index"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError('TF_CONFIG is not {"cluster": {"worker": ["HOST:PORT", ...]}, "task": {"type": "worker", '
+                        '"index": N}}') from None
+    if set(config["cluster"]) - {"worker", "chief"}:
+        raise UserError(f"TF_CONFIG: edge-fer runs 'worker' (and 'chief') tasks only, got {sorted(config['cluster'])}")
+    if task.get("type") not in config["cluster"] or not 0 <= index < len(config["cluster"][task["type"]]):
+        raise UserError(f"TF_CONFIG: task {task} is not in the cluster {config['cluster']}")
+    return config
+
+
+@dataclass
+class Placement:
+    """Where this process trains: its strategy (None = the default one), and whether it writes the run folder."""
+
+    mode: str
+    strategy: object = None
+    task_index: int = 0
+    workers: int = 1
+    build_plain: Callable[[], object] | None = None  # the same architecture, outside the strategy
+
+    @property
+    def is_chief(self) -> bool:
+        return self.mode != "multi_worker" or bool(self.strategy.extended.should_checkpoint)
+
+    @property
+    def multi_worker(self) -> bool:
+        return self.mode == "multi_worker"
+
+
+def create_placement(value) -> Placement:
+    """The strategy for `train.distribute`. Call it before any other TensorFlow work: MultiWorkerMirroredStrategy
+    configures the collective operations when TensorFlow starts."""
+    mode = distribute_mode(value)
+    if mode == "none":
+        return Placement(mode)
+    if mode == "mirrored":
+        return Placement(mode, mirrored_strategy())
+    config = read_tf_config()
+    import tensorflow as tf
+
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    except (RuntimeError, ValueError) as error:
+        raise UserError(f"could not join the training cluster: {str(error).splitlines()[0]}") from None
+    task = config["task"]
+    ui.log(f"worker {task['index']} of {strategy.extended._num_workers} "
+           f"({'chief' if strategy.extended.should_checkpoint else 'not the chief'}): "
+           f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replicas")
+    return Placement(mode, strategy, int(task["index"]), int(strategy.extended._num_workers))
+
+
+def mirrored_strategy():
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) < 2:
+        ui.warn(f"train.distribute = 'mirrored' asks for several GPUs but {len(gpus)} is visible; training on one device")
+        return None
+    strategy = tf.distribute.MirroredStrategy()
+    ui.log(f"MirroredStrategy over {strategy.num_replicas_in_sync} GPUs")
+    return strategy
+
+
+def all_reduce_sum(strategy, value: float) -> float:
+    """The sum of `value` over the workers; also a barrier (every worker waits for every other)."""
+    import tensorflow as tf
+
+    @tf.function
+    def summed(local):
+        per_replica = strategy.run(lambda: tf.identity(local))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return float(summed(tf.constant(value, tf.float64)))
+
+
+def barrier(placement: Placement) -> None:
+    if placement.multi_worker:
+        all_reduce_sum(placement.strategy, 0.0)
+
+
+def check_shared_folder(placement: Placement, folder) -> None:
+    """Every worker must see the chief's run folder: the chief writes a random token there and broadcasts it;
+    a worker that reads another (or none) stops every worker with one line."""
+    if not placement.multi_worker:
+        return
+    ui.log(f"waiting for all {placement.workers} workers to join (a worker that is not started yet is waited for)")
+    token_path = folder / ".cluster-token"
+    token = 0
+    if placement.is_chief:
+        token = secrets.randbelow(2**40) + 1
+        token_path.write_text(str(token))
+    token = int(all_reduce_sum(placement.strategy, float(token)))  # only the chief's is non-zero; exact below 2**53
+    seen = token_path.read_text().strip() if token_path.is_file() else ""
+    mismatches = all_reduce_sum(placement.strategy, 0.0 if seen == str(token) else 1.0)
+    if mismatches:
+        raise UserError(f"{mismatches:.0f} worker(s) do not see the chief's run folder at {folder}: give every worker "
+                        "the same --out on a folder they all mount (backups and the best weights are read from it)")
+
+
+def weights_digest(weights) -> str:
+    """SHA-256 of a model's weight arrays (dtype, shape and bytes, in order): equal digests, equal models."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in weights:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def copy_layer_weights(source, target) -> None:
+    """Layer by layer (the model-level order moves with the trainable flags; a layer's own order does not)."""
+    for source_layer, target_layer in zip(source.layers, target.layers, strict=True):
+        if source_layer.weights:
+            target_layer.set_weights(source_layer.get_weights())
+
+
+def local_copy(placement: Placement, model):
+    """`model` itself, or under MultiWorkerMirroredStrategy its weights in a model outside the strategy, which the
+    chief can evaluate and save alone. Reading the weights is collective: every worker calls this."""
+    if not placement.multi_worker:
+        return model
+    copy = placement.build_plain()
+    copy_layer_weights(model, copy)
+    return copy
+
+
+def load_weights_file(placement: Placement, model, path: Path) -> None:
+    """Keras cannot assign an HDF5 file straight into a multi-worker model's on-read (BatchNorm) variables."""
+    if not placement.multi_worker:
+        model.load_weights(str(path))
+        return
+    staging = placement.build_plain()
+    staging.load_weights(str(path))
+    copy_layer_weights(staging, model)
+
+
+def save_weights_file(placement: Placement, model, path: Path) -> None:
+    """Written whole under a temporary name, then renamed; by the chief only (every worker must call it)."""
+    local = local_copy(placement, model)
+    if not placement.is_chief:
+        return
+    temporary = path.with_name(f".partial-{path.name}")
+    local.save_weights(str(temporary))
+    os.replace(temporary, path)
+
+
+def is_peer_loss(error: BaseException) -> bool:
+    """A collective operation failed because another worker went away (killed, rebooted, network lost)."""
+    import tensorflow as tf
+
+    return isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError,
+                              tf.errors.AbortedError))
+
+
+def restart_after_peer_loss(error: BaseException, max_restarts: int) -> None:
+    """Re-execute this worker (a fresh TensorFlow, which re-joins the cluster and restores the last backup), at most
+    `max_restarts` times; after that, one line says what to do."""
+    done = int(os.environ.get(RESTARTS_VARIABLE, "0"))
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if done >= max_restarts:
+        raise UserError(f"a worker left the training cluster ({first_line}); restarted {done} times already: restart "
+                        "every worker with its command and training resumes from the last end-of-epoch backup")
+    ui.warn(f"a worker left the training cluster ({type(error).__name__}); restarting this worker ({done + 1} of "
+            f"{max_restarts}): it waits for the cluster, then resumes from the last end-of-epoch backup")
+    os.environ[RESTARTS_VARIABLE] = str(done + 1)
+    sys.stdout.flush()
+    quiet.give_back_descriptor_2()
+    os.execv(sys.executable, sys.orig_argv)
