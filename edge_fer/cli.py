@@ -699,6 +699,9 @@ def cmd_run(args) -> int:
     data.setdefault("name", path.stem)
     for text in args.set:
         apply_override(data, text)
+    if args.workers is not None or args.task_index is not None:
+        write_tf_config(args.workers, args.task_index)
+        apply_override(data, "train.distribute='multi_worker'")
     try:
         config = from_dict(PipelineConfig, data)
     except UserError as error:
@@ -707,6 +710,8 @@ def cmd_run(args) -> int:
     command = "edge-fer run" + (f" {shlex.quote(str(args.pipeline))}" if args.pipeline else "")
     if config.sweep.grid or config.sweep.points:
         return finish_sweep(config, data, [command], args)
+    if not joins_as_chief(config, args):
+        return 0
     summary = Pipeline(config, commands=[command]).run(start=args.start, only=args.only)
     if args.json:
         ui.print_json(summary)
@@ -721,6 +726,31 @@ def cmd_run(args) -> int:
                                    caption=busy_footnote(artifacts)))
     failed = any(s["status"] in ("ran with failures", "skipped with failures") for s in summary)
     return 1 if failed else 0
+
+
+def joins_as_chief(config, args) -> bool:
+    """Multi-worker training: the chief joins the cluster before any other TensorFlow work, then runs the
+    pipeline; another worker takes part in the train stage only, then stops here (False)."""
+    from edge_fer.pipeline_stages import chief_train_is_current, train_as_worker
+    from edge_fer.train.distribute import create_placement, distribute_mode, is_chief_task, read_tf_config
+
+    if distribute_mode(config.train.distribute) != "multi_worker":
+        return True
+    if args.only or args.start:
+        raise UserError("--from and --only run on one machine: drop --workers (the train stage is what workers share)")
+    tf_config = read_tf_config()
+    task = tf_config["task"]
+    if is_chief_task(tf_config):
+        create_placement("multi_worker")
+        return True
+    if chief_train_is_current(config):
+        ui.out.print(f"worker {task['index']}: the chief's train stage is up to date; nothing to train")
+        return False
+    placement = create_placement("multi_worker")
+    train_as_worker(config)
+    ui.out.print(f"worker {placement.task_index} of {placement.workers} finished training; the chief "
+                 "wrote the model and runs the other stages")
+    return False
 
 
 def finish_sweep(config, data: dict, commands: list[str], args) -> int:
@@ -747,6 +777,10 @@ def add_run_command(commands) -> None:
     run.add_argument("--from", dest="start", choices=STAGES, help="rerun from this stage on, whatever the manifests say")
     run.add_argument("--only", choices=STAGES, help="run this stage alone, whatever its manifest says (its inputs must exist)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a pipeline value")
+    run.add_argument("--workers", metavar="HOST:PORT,...",
+                     help="train on several machines: the same command on each, every worker's address, chief first")
+    run.add_argument("--task-index", type=int, metavar="N",
+                     help="this machine's place in --workers; 0 (the chief) runs every stage, the others only train")
     run.add_argument("--json", action="store_true")
     run.set_defaults(run=cmd_run)
 

@@ -150,8 +150,9 @@ def validate(config: PipelineConfig, base: Path) -> None:
     load_target(config.bench.target)
     if config.export.target:
         load_target(config.export.target)
-    if distribute_mode(config.train.distribute) == "multi_worker":
-        raise UserError("train.distribute = 'multi_worker' trains through `edge-fer train --config FILE --workers "
-                        "HOST:PORT,... --task-index N` on every machine; `edge-fer run` trains on one")
+    if distribute_mode(config.train.distribute) == "multi_worker" and (config.sweep.grid or config.sweep.points
+                                                                         or config.cross_validation.folds > 1):
+        raise UserError("train.distribute = 'multi_worker' trains one model: not in a sweep or cross-validation; "
+                        "run `edge-fer run PIPELINE --workers HOST:PORT,... --task-index N` per point")
     if config.cross_validation.folds and config.data.dataset != "ckplus":
         raise UserError("cross_validation.folds needs the ckplus dataset (subject-independent folds)")

@@ -44,6 +44,32 @@ def fold_data(pipeline, fold: int) -> dict:
     return data
 
 
+def train_config_of(config, stage_dir: Path):
+    from edge_fer.train.config import TrainConfig
+
+    return from_dict(TrainConfig, {"data": asdict(config.data), "model": asdict(config.model),
+                                   "train": asdict(config.train), "out": str(stage_dir)})
+
+
+def chief_train_is_current(config) -> bool:
+    """The chief's train stage is done for these settings (so it will not train, and a worker has no one to join)."""
+    from edge_fer.pipeline import Pipeline, read_manifest
+
+    pipeline = Pipeline(config)
+    if "train" not in config.stages:
+        raise UserError("--workers: this pipeline has no train stage for the workers to share")
+    manifest = read_manifest(pipeline.stage_dir("train"))
+    return bool(manifest) and manifest.get("settings_hash") == pipeline.settings_hash("train")
+
+
+def train_as_worker(config) -> dict:
+    """A multi-worker pipeline's other workers: train beside the chief into its (shared) train folder."""
+    from edge_fer.pipeline import Pipeline
+    from edge_fer.train.trainer import train
+
+    return train(train_config_of(config, Pipeline(config).stage_dir("train")))
+
+
 def stage_train(pipeline, stage_dir: Path) -> dict:
     from edge_fer.train.config import TrainConfig
     from edge_fer.train.trainer import train
@@ -56,9 +82,7 @@ def stage_train(pipeline, stage_dir: Path) -> dict:
                    for fold in range(folds)]
         accuracies = [r["metrics"]["test"]["accuracy"] for r in records]
         return {"summary": {"folds": folds, "accuracy": mean_std(accuracies)}}
-    train_config = from_dict(TrainConfig, {"data": asdict(config.data), "model": asdict(config.model),
-                                           "train": asdict(config.train), "out": str(stage_dir)})
-    record = train(train_config)
+    record = train(train_config_of(config, stage_dir))
     test = record["metrics"].get("test") or record["metrics"]["valid"]
     return {"summary": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "pretrained": record["pretrained"],
                         "train_seconds": record["train_seconds"]}, "metrics": record["metrics"]}

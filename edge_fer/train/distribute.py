@@ -105,6 +105,14 @@ def read_tf_config() -> dict:
     return config
 
 
+def is_chief_task(tf_config: dict) -> bool:
+    """TensorFlow's rule: the 'chief' task where the cluster has one, else worker 0."""
+    task = tf_config["task"]
+    if "chief" in tf_config["cluster"]:
+        return task["type"] == "chief"
+    return int(task["index"]) == 0
+
+
 @dataclass
 class Placement:
     """Where this process trains: its strategy (None = the default one), and whether it writes the run folder."""
@@ -124,14 +132,24 @@ class Placement:
         return self.mode == "multi_worker"
 
 
+_cluster: Placement | None = None  # a process joins its cluster once
+
+
 def create_placement(value) -> Placement:
     """The strategy for `train.distribute`. Call it before any other TensorFlow work: MultiWorkerMirroredStrategy
     configures the collective operations when TensorFlow starts."""
+    global _cluster
     mode = distribute_mode(value)
     if mode == "none":
         return Placement(mode)
     if mode == "mirrored":
         return Placement(mode, mirrored_strategy())
+    if _cluster is None:
+        _cluster = join_cluster()
+    return _cluster
+
+
+def join_cluster() -> Placement:
     config = read_tf_config()
     import tensorflow as tf
 
@@ -143,7 +161,7 @@ def create_placement(value) -> Placement:
     ui.log(f"worker {task['index']} of {strategy.extended._num_workers} "
            f"({'chief' if strategy.extended.should_checkpoint else 'not the chief'}): "
            f"MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replicas")
-    return Placement(mode, strategy, int(task["index"]), int(strategy.extended._num_workers))
+    return Placement("multi_worker", strategy, int(task["index"]), int(strategy.extended._num_workers))
 
 
 def mirrored_strategy():

@@ -63,7 +63,7 @@ def test_tf_config_is_checked_before_tensorflow_sees_it(monkeypatch, text, messa
         read_tf_config()
 
 
-def test_cli_refuses_half_a_cluster_and_pipelines_refuse_multi_worker(capsys, tmp_path, monkeypatch):
+def test_cli_refuses_half_a_cluster_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert main(["train", "--dataset", "synthetic", "--workers", "127.0.0.1:1,127.0.0.1:2", "--out", str(tmp_path / "t")]) == 2
     assert "--workers and --task-index go together" in capsys.readouterr().err
@@ -72,7 +72,10 @@ def test_cli_refuses_half_a_cluster_and_pipelines_refuse_multi_worker(capsys, tm
     assert "--task-index must be 0..1" in capsys.readouterr().err
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--set", "train.distribute='multi_worker'"]) == 2
-    assert "edge-fer train --config FILE --workers" in capsys.readouterr().err
+    assert "set TF_CONFIG or pass --workers" in capsys.readouterr().err
+    assert main(["run", "--workers", "127.0.0.1:1,127.0.0.1:2", "--task-index", "0", "--set",
+                 "sweep.grid={'model.image_size' = [64, 80]}"]) == 2
+    assert "not in a sweep or cross-validation" in capsys.readouterr().err
     assert not (tmp_path / "t").exists() and not (tmp_path / "runs").exists()
 
 
@@ -112,10 +115,10 @@ SHORT_RUN = ["--dataset", "synthetic", "-o", "train_count=64", "-o", "valid_coun
              "--batch-size", "8", "--steps-per-epoch", "6", "--set", "train.scratch.epochs=4"]
 
 
-def start(arguments: list[str], log: Path) -> subprocess.Popen:
+def start(arguments: list[str], log: Path, command: str = "train") -> subprocess.Popen:
     env = {**os.environ, "EDGE_FER_LOG": str(log.with_suffix(".native.log"))}
     env.pop("TF_CONFIG", None)
-    return subprocess.Popen([sys.executable, "-m", "edge_fer.cli", "train", *arguments],
+    return subprocess.Popen([sys.executable, "-m", "edge_fer.cli", command, *arguments],
                             stdout=open(log.with_suffix(".out"), "w"), stderr=open(log, "w"), env=env)
 
 
@@ -190,3 +193,49 @@ def test_a_worker_killed_mid_epoch_rejoins_and_training_resumes_from_the_backup(
     assert "resumed from the end-of-epoch backup: epochs 1-1 are done, epoch 2 starts" in chief_log
     assert "epochs 1-1 are done" in (tmp_path / "w1-restarted.log").read_text()
     assert_worker_holds_the_chiefs_weights(out)
+
+
+PIPELINE = """
+name = "cluster"
+runs = "{runs}"
+stages = ["data", "train", "export"]
+
+[data]
+dataset = "synthetic"
+options = {{ train_count = 64, valid_count = 21, test_count = 21 }}
+
+[model]
+image_size = 64
+weights = "none"
+
+[train]
+schedule = "from_scratch"
+batch_size = 8
+steps_per_epoch = 4
+
+[train.scratch]
+epochs = 2
+
+[export]
+formats = "tflite-fp32"
+calibration_images = 8
+parity_images = 20
+"""
+
+
+@pytest.mark.slow
+def test_a_pipeline_trains_on_two_workers_and_the_chief_runs_the_other_stages(tmp_path):
+    pipeline = tmp_path / "cluster.toml"
+    pipeline.write_text(PIPELINE.format(runs=tmp_path / "runs"))
+    workers_list = loopback_workers(2)
+    processes = [start([str(pipeline), "--workers", workers_list, "--task-index", str(i)], tmp_path / f"w{i}.log",
+                       command="run") for i in range(2)]
+    codes = [finish(process, 900) for process in processes]
+    assert codes == [0, 0], [(tmp_path / f"w{i}.log").read_text()[-2000:] for i in range(2)]
+    runs = tmp_path / "runs" / "cluster"
+    assert_worker_holds_the_chiefs_weights(runs / "train")
+    assert all((runs / stage / "manifest.json").is_file() for stage in ("data", "train", "export"))
+    assert "runs the other stages" in (tmp_path / "w1.out").read_text()
+    assert "pipeline cluster" in (tmp_path / "w0.out").read_text()
+    again = start([str(pipeline), "--workers", workers_list, "--task-index", "1"], tmp_path / "again.log", command="run")
+    assert finish(again, 300) == 0 and "nothing to train" in (tmp_path / "again.out").read_text()
