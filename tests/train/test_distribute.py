@@ -19,6 +19,7 @@ from edge_fer.models.loading import load_model
 from edge_fer.train.distribute import (copy_layer_weights, distribute_mode, loopback_workers, read_tf_config,
                                        tf_config_for, weights_digest)
 from edge_fer.train.trainer import set_finetune
+from tests.test_pipeline import TINY
 
 
 def test_distribute_modes_keep_the_old_true_and_false():
@@ -195,47 +196,20 @@ def test_a_worker_killed_mid_epoch_rejoins_and_training_resumes_from_the_backup(
     assert_worker_holds_the_chiefs_weights(out)
 
 
-PIPELINE = """
-name = "cluster"
-runs = "{runs}"
-stages = ["data", "train", "export"]
-
-[data]
-dataset = "synthetic"
-options = {{ train_count = 64, valid_count = 21, test_count = 21 }}
-
-[model]
-image_size = 64
-weights = "none"
-
-[train]
-schedule = "from_scratch"
-batch_size = 8
-steps_per_epoch = 4
-
-[train.scratch]
-epochs = 2
-
-[export]
-formats = "tflite-fp32"
-calibration_images = 8
-parity_images = 20
-"""
-
-
 @pytest.mark.slow
 def test_a_pipeline_trains_on_two_workers_and_the_chief_runs_the_other_stages(tmp_path):
     pipeline = tmp_path / "cluster.toml"
-    pipeline.write_text(PIPELINE.format(runs=tmp_path / "runs"))
+    stages = 'stages = ["data", "train", "export", "evaluate", "bench", "report"]'
+    pipeline.write_text(TINY.format(runs=tmp_path / "runs", steps=4, epochs=2).replace(stages, 'stages = ["data", "train", "export"]'))
     workers_list = loopback_workers(2)
     processes = [start([str(pipeline), "--workers", workers_list, "--task-index", str(i)], tmp_path / f"w{i}.log",
                        command="run") for i in range(2)]
     codes = [finish(process, 900) for process in processes]
     assert codes == [0, 0], [(tmp_path / f"w{i}.log").read_text()[-2000:] for i in range(2)]
-    runs = tmp_path / "runs" / "cluster"
+    runs = tmp_path / "runs" / "tiny"
     assert_worker_holds_the_chiefs_weights(runs / "train")
     assert all((runs / stage / "manifest.json").is_file() for stage in ("data", "train", "export"))
     assert "runs the other stages" in (tmp_path / "w1.out").read_text()
-    assert "pipeline cluster" in (tmp_path / "w0.out").read_text()
+    assert "pipeline tiny" in (tmp_path / "w0.out").read_text()
     again = start([str(pipeline), "--workers", workers_list, "--task-index", "1"], tmp_path / "again.log", command="run")
     assert finish(again, 300) == 0 and "nothing to train" in (tmp_path / "again.out").read_text()
