@@ -55,7 +55,8 @@ class OtherLoad:
             self.cores = None
         else:
             others = (machine - self.machine) - (own_cpu_seconds() - self.own)
-            self.cores = round(max(0.0, others) / wall, 3)
+            # /proc/stat counts in 10 ms ticks, so a short block can read above the machine's cores
+            self.cores = round(min(max(0.0, others) / wall, float(os.cpu_count() or 1)), 3)
         return False
 
 
