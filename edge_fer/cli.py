@@ -163,9 +163,7 @@ def train_config_from_args(args):
             apply_override(data, f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     if args.distribute:
         apply_override(data, "train.distribute='mirrored'")
-    if args.workers is not None or args.task_index is not None:
-        write_tf_config(args.workers, args.task_index)
-        apply_override(data, "train.distribute='multi_worker'")
+    apply_cluster_flags(args, data)
     for text in args.option:
         key, value = parse_option(text)
         data.setdefault("data", {}).setdefault("options", {})[key] = value
@@ -174,14 +172,19 @@ def train_config_from_args(args):
     return from_dict(TrainConfig, data)
 
 
-def write_tf_config(workers: str | None, task_index: int | None) -> None:
+def apply_cluster_flags(args, data: dict) -> None:
+    """--workers and --task-index: TF_CONFIG for this process, and train.distribute = 'multi_worker'."""
     import json
 
+    from edge_fer.config import apply_override
     from edge_fer.train.distribute import tf_config_for
 
-    if workers is None or task_index is None:
+    if args.workers is None and args.task_index is None:
+        return
+    if args.workers is None or args.task_index is None:
         raise UserError("--workers and --task-index go together: every worker gets the same --workers list and its own index")
-    os.environ["TF_CONFIG"] = json.dumps(tf_config_for(workers, task_index))
+    os.environ["TF_CONFIG"] = json.dumps(tf_config_for(args.workers, args.task_index))
+    apply_override(data, "train.distribute='multi_worker'")
 
 
 def cmd_train(args) -> int:
@@ -699,9 +702,7 @@ def cmd_run(args) -> int:
     data.setdefault("name", path.stem)
     for text in args.set:
         apply_override(data, text)
-    if args.workers is not None or args.task_index is not None:
-        write_tf_config(args.workers, args.task_index)
-        apply_override(data, "train.distribute='multi_worker'")
+    apply_cluster_flags(args, data)
     try:
         config = from_dict(PipelineConfig, data)
     except UserError as error:

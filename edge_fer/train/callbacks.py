@@ -30,12 +30,10 @@ class EpochLog(keras.callbacks.Callback):
         super().__init__()
         self.stage, self.epochs, self.history_path, self.steps = stage, epochs, history_path, steps
         self.bar = None
-
-    def on_train_begin(self, logs=None):
-        self.first_epoch = True
+        self.first_epoch = True  # one EpochLog per fit
 
     def on_epoch_begin(self, epoch, logs=None):
-        if getattr(self, "first_epoch", False) and epoch > 0:
+        if self.first_epoch and epoch > 0:
             ui.log(f"[{self.stage}] resumed from the end-of-epoch backup: epochs 1-{epoch} are done, "
                    f"epoch {epoch + 1} starts")
         self.first_epoch = False

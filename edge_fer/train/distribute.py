@@ -31,7 +31,7 @@ from edge_fer.errors import UserError
 
 MODES = ("none", "mirrored", "multi_worker")
 RESTARTS_VARIABLE = "EDGE_FER_WORKER_RESTARTS"
-DEFAULT_MAX_RESTARTS = 3
+TOKEN_NAME = ".cluster-token"
 
 
 def distribute_mode(value) -> str:
@@ -92,7 +92,7 @@ def read_tf_config() -> dict:
                         "--workers HOST:PORT,HOST:PORT --task-index N")
     try:
         config = json.loads(text)
-        workers = config["cluster"]["worker"]
+        config["cluster"]["worker"]
         task = config["task"]
         index = int(task["index"])
     except (ValueError, KeyError, TypeError):
@@ -199,7 +199,7 @@ def check_shared_folder(placement: Placement, folder) -> None:
     if not placement.multi_worker:
         return
     ui.log(f"waiting for all {placement.workers} workers to join (a worker that is not started yet is waited for)")
-    token_path = folder / ".cluster-token"
+    token_path = folder / TOKEN_NAME
     token = 0
     if placement.is_chief:
         token = secrets.randbelow(2**40) + 1
@@ -210,6 +210,12 @@ def check_shared_folder(placement: Placement, folder) -> None:
     if mismatches:
         raise UserError(f"{mismatches:.0f} worker(s) do not see the chief's run folder at {folder}: give every worker "
                         "the same --out on a folder they all mount (backups and the best weights are read from it)")
+
+
+def forget_cluster_token(placement: Placement, folder: Path) -> None:
+    """The chief, once every worker is past its last read of the token (after a collective)."""
+    if placement.multi_worker and placement.is_chief:
+        (folder / TOKEN_NAME).unlink(missing_ok=True)
 
 
 def weights_digest(weights) -> str:

@@ -26,9 +26,9 @@ from edge_fer.data.base import Split
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig
-from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, is_peer_loss,
-                                       load_weights_file, local_copy, restart_after_peer_loss, save_weights_file,
-                                       weights_digest)
+from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, forget_cluster_token,
+                                       is_peer_loss, load_weights_file, local_copy, restart_after_peer_loss,
+                                       save_weights_file, weights_digest)
 from edge_fer.train.distill import (check_distill, load_teachers, make_accuracy, make_distillation_loss, teacher_paths,
                                     teacher_report, with_teacher_targets)
 
@@ -247,12 +247,13 @@ def train(config: TrainConfig) -> dict:
     train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
     soft = dataset.label_mode == "probability"
     keras.utils.set_random_seed(config.train.seed)
+    def build(weights: str):
+        return create_model(config.model.variant, len(dataset.classes), config.model.image_size, weights=weights,
+                            dropout=config.model.dropout, seed=config.train.seed, alpha=config.model.alpha)
+
     with scope_of(placement.strategy):
-        model = create_model(config.model.variant, len(dataset.classes), config.model.image_size,
-                             weights=config.model.weights, dropout=config.model.dropout, seed=config.train.seed,
-                             alpha=config.model.alpha)
-    placement.build_plain = lambda: create_model(config.model.variant, len(dataset.classes), config.model.image_size,
-                                                 weights="none", dropout=config.model.dropout, alpha=config.model.alpha)
+        model = build(config.model.weights)
+    placement.build_plain = lambda: build("none")
     origin = model.edge_fer
     if config.model.init_from:
         origin = {**origin, "init_from": warm_start(model, config.model.init_from)}
@@ -287,7 +288,7 @@ def train(config: TrainConfig) -> dict:
     model = local_copy(placement, model)  # collective: every worker is past its last read of the cluster token
     if not placement.is_chief:
         return worker_record(placement, model, out)
-    (out / ".cluster-token").unlink(missing_ok=True)
+    forget_cluster_token(placement, out)
     metrics = {"valid": classification_metrics(valid_split.labels, predict_keras(model, valid_split.images, size), dataset.classes)}
     test_split = scoring_test_split(config.data, dataset, test_split)
     if test_split is not None:
