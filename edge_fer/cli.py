@@ -431,7 +431,7 @@ def cmd_bench(args) -> int:
 
     settings = from_dict(BenchSettings, {"min_queries": args.min_queries, "min_duration_s": args.min_duration,
                                          "warmup_queries": args.warmup, "offline_batch": args.offline_batch,
-                                         "threads": args.threads, "store": args.store}, "--")
+                                         "rounds": args.rounds, "threads": args.threads, "store": args.store}, "--")
     if not args.artifacts and not args.peak:
         raise UserError("give the artifacts to benchmark, or --peak for the host's MAC rate")
     targets = args.target or ["host-cpu"]
@@ -639,6 +639,8 @@ def add_bench_commands(commands) -> None:
     bench.add_argument("--min-duration", type=float, default=5.0, help="seconds of SingleStream at least")
     bench.add_argument("--warmup", type=int, default=20)
     bench.add_argument("--offline-batch", type=int, default=32)
+    bench.add_argument("--rounds", type=int, default=1, help="split SingleStream into this many rounds, interleaved "
+                       "across the artifacts, so a host whose speed drifts treats them alike")
     bench.add_argument("--threads", type=int)
     bench.add_argument("--store", default=str(DEFAULT_STORE))
     bench.add_argument("--json", action="store_true")

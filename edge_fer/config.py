@@ -24,7 +24,7 @@ LIMITS = {
     "calibration_steps": (0, 1_000_000), "calibration_images": (1, 100_000), "parity_images": (1, 1_000_000),
     "min_queries": (1, 10_000_000), "warmup_queries": (0, 1_000_000), "min_duration_s": (0.0, 86_400.0),
     "max_duration_s": (0.0, 86_400.0), "offline_batch": (1, 4096), "threads": (1, 1024), "workspace_mb": (1, 1 << 20),
-    "min_batch": (1, 4096), "opt_batch": (1, 4096), "max_batch": (1, 4096), "opset": (13, 24),
+    "rounds": (1, 1000), "min_batch": (1, 4096), "opt_batch": (1, 4096), "max_batch": (1, 4096), "opset": (13, 24),
 }
 
 

@@ -50,6 +50,7 @@ class BenchSection:
     min_duration_s: float = 5.0
     warmup_queries: int = 20
     offline_batch: int = 32
+    rounds: int = 1  # >1: the SingleStream time split into interleaved rounds across artifacts (a drifting host)
     threads: int | None = None
     store: str | None = None  # default: runs/<name>/results.sqlite
     score: bool = True  # score every artifact on the test split during the benchmark

@@ -186,7 +186,7 @@ def bench_settings(pipeline):
     section = pipeline.config.bench
     return BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
                          min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
-                         threads=section.threads, store=str(store_path(pipeline)))
+                         rounds=section.rounds, threads=section.threads, store=str(store_path(pipeline)))
 
 
 def peak_rows(target: str, settings) -> list[dict]:

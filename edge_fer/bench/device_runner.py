@@ -48,12 +48,12 @@ def run(args) -> dict:
         else:
             pool = np.random.default_rng(0).uniform(0, 255, (16, spec.height, spec.width, spec.channels)).astype(np.float32)
         with OtherLoad() as load:
-            timed = single_stream(runner, pool, settings)
+            timed = single_stream(runner, pool, settings, keep_latencies=args.keep_latencies)
         result = {"format": export_format.name, "load_s": load_s, "single_stream": timed,
                   "host": host_facts(args.threads, load.cores)}
-        if export_format.batchable and args.offline_batch > 1:
+        if export_format.batchable and args.offline_batch > 1 and not args.latency_only:
             result["offline"] = offline(runner, pool, settings)
-        if images is not None:
+        if images is not None and not args.latency_only:
             probabilities = score(runner, images, args.offline_batch)
             result["probabilities"] = probabilities.round(6).tolist()
     finally:
@@ -72,6 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("--min-duration", type=float, default=5.0)
     parser.add_argument("--max-duration", type=float, default=120.0)
     parser.add_argument("--offline-batch", type=int, default=32)
+    parser.add_argument("--keep-latencies", action="store_true", help="print every query's latency (for pooling rounds)")
+    parser.add_argument("--latency-only", action="store_true", help="SingleStream only: no Offline, no scoring")
     args = parser.parse_args(argv)
     try:
         result = run(args)

@@ -27,10 +27,15 @@ class BenchSettings(TimingSettings):
     threads: int | None = None
     store: str = str(store.DEFAULT_STORE)
 
-    def runner_args(self, threads: int | None) -> list[str]:
-        args = ["--warmup", str(self.warmup_queries), "--min-queries", str(self.min_queries),
-                "--min-duration", str(self.min_duration_s), "--max-duration", str(self.max_duration_s),
+    def runner_args(self, threads: int | None, round_index: int = 0) -> list[str]:
+        """The device runner's flags for one round (the whole SingleStream when rounds = 1). Round 0 also runs
+        Offline and scores; later rounds only add latencies."""
+        timing = self.per_round() if self.rounds > 1 else self
+        args = ["--warmup", str(timing.warmup_queries), "--min-queries", str(timing.min_queries),
+                "--min-duration", str(timing.min_duration_s), "--max-duration", str(timing.max_duration_s),
                 "--offline-batch", str(self.offline_batch)]
+        args += ["--keep-latencies"] if self.rounds > 1 else []
+        args += ["--latency-only"] if round_index > 0 else []
         return args + (["--threads", str(threads)] if threads else [])
 
 
@@ -73,8 +78,8 @@ def artifact_facts(path: Path) -> dict:
             "image_size": meta.get("image_size") or None, "classes": meta.get("classes")}
 
 
-def run_local(path: Path, images: Path | None, settings: BenchSettings, threads: int | None) -> dict:
-    argv = [sys.executable, "-m", "edge_fer.bench.device_runner", str(path), *settings.runner_args(threads)]
+def run_local(path: Path, images: Path | None, settings: BenchSettings, threads: int | None, round_index: int = 0) -> dict:
+    argv = [sys.executable, "-m", "edge_fer.bench.device_runner", str(path), *settings.runner_args(threads, round_index)]
     if images is not None:
         argv += ["--images", str(images)]
     result = subprocess.run(argv, capture_output=True, text=True)
@@ -205,24 +210,57 @@ def bench_target(every_facts: list[dict], target: Target, settings: BenchSetting
         if target.access == "ssh" and planned:
             images = {f["path"].name: scoring.images_for(f["image_size"]) for _, f in planned if scoring.dataset is not None}
             remote.upload_bundle(target, remote.build_bundle([f["path"] for _, f in planned], images))
-        task = bar.add_task(f"benchmarking on {target.name}", total=len(planned))
+        measured = measure_in_rounds(planned, target, scoring, settings, threads, bar)
         for position, facts in planned:
-            bar.update(task, description=f"{facts['format'].name} on {target.name}")
-            rows[position] = to_row(run_id, target, facts, measure(facts, target, scoring, settings, threads), scoring)
-            bar.advance(task)
+            rows[position] = to_row(run_id, target, facts, measured[position], scoring)
     store.insert(settings.store, [row for row in rows if "created" in row])
     return rows
 
 
-def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSettings, threads: int | None) -> dict:
+def measure_in_rounds(planned: list, target: Target, scoring: ScoringData, settings: BenchSettings,
+                      threads: int | None, bar) -> dict:
+    """Every planned artifact, `settings.rounds` times, interleaved (forward, then backward): on a host whose
+    speed drifts, artifacts measured minutes apart are not comparable, so each one's latencies are pooled from
+    rounds spread over the whole run. Round 0 also scores and runs Offline. A round that fails fails the artifact."""
+    from edge_fer.bench.timing import pool_rounds
+
+    rounds = settings.rounds
+    results: dict[int, list[dict]] = {position: [] for position, _ in planned}
+    task = bar.add_task(f"benchmarking on {target.name}", total=len(planned) * rounds)
+    for round_index in range(rounds):
+        order = planned if round_index % 2 == 0 else planned[::-1]
+        for position, facts in order:
+            bar.update(task, description=f"{facts['format'].name} on {target.name}"
+                       + (f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
+            if not results[position] or "error" not in results[position][0]:
+                results[position].append(measure(facts, target, scoring, settings, threads, round_index))
+            bar.advance(task)
+    measured = {}
+    for position, per_round in results.items():
+        failed = next((index for index, one in enumerate(per_round) if "error" in one), None)
+        if failed is not None:
+            error = per_round[failed]["error"]
+            measured[position] = {"error": f"round {failed + 1}: {error}" if failed else error}
+        elif len(per_round) > 1 and "latencies_ms" in per_round[0].get("single_stream", {}):
+            measured[position] = {**per_round[0], "single_stream": pool_rounds([one["single_stream"] for one in per_round])}
+        else:
+            measured[position] = per_round[0]
+        measured[position].get("single_stream", {}).pop("latencies_ms", None)
+    return measured
+
+
+def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSettings, threads: int | None,
+            round_index: int = 0) -> dict:
     from edge_fer.bench import remote
 
     if facts["format"].runtime == "tensorrt" and target.tensorrt.use_trtexec:
-        return run_trtexec(facts["path"], target, facts, settings)
+        # trtexec times by its own rules (warm-up, duration, its own statistics): one run, not rounds
+        return run_trtexec(facts["path"], target, facts, settings) if round_index == 0 else {"single_stream": {}}
     images = scoring.images_for(facts["image_size"]) if scoring.dataset is not None else None
     if target.access == "ssh":
-        return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads), images is not None)
-    return run_local(facts["path"], images, settings, threads)
+        return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads, round_index),
+                                          images is not None)
+    return run_local(facts["path"], images, settings, threads, round_index)
 
 
 def bench_fleet(artifacts: list[str | Path], target_names: list[str], settings: BenchSettings,

@@ -7,7 +7,7 @@ with time.perf_counter_ns (monotonic). No TensorFlow here: this runs on the devi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +20,13 @@ class TimingSettings:
     max_duration_s: float = 120.0
     offline_batch: int = 32
     offline_min_duration_s: float = 3.0
+    rounds: int = 1  # >1: SingleStream split into this many short rounds, interleaved with the other models
+
+    def per_round(self) -> "TimingSettings":
+        """One round's share of the queries and the duration (warm-up is done in every round)."""
+        return replace(self, min_queries=max(1, -(-self.min_queries // self.rounds)),
+                       min_duration_s=self.min_duration_s / self.rounds, max_duration_s=self.max_duration_s / self.rounds,
+                       rounds=1)
 
 
 def latency_stats(latencies_ms: np.ndarray) -> dict:
@@ -40,8 +47,9 @@ def timed_run(runner, prepared: np.ndarray) -> float:
     return (time.perf_counter_ns() - start) / 1e6
 
 
-def single_stream(runner, samples: np.ndarray, settings: TimingSettings) -> dict:
-    """One image per query, back to back, cycling through `samples` (N, H, W, 3)."""
+def single_stream(runner, samples: np.ndarray, settings: TimingSettings, keep_latencies: bool = False) -> dict:
+    """One image per query, back to back, cycling through `samples` (N, H, W, 3). `keep_latencies`: also return
+    every query's latency, for pooling rounds."""
     queries = [runner.prepare(sample[None]) for sample in samples]
     for index in range(settings.warmup_queries):
         runner.run(queries[index % len(queries)])
@@ -55,7 +63,35 @@ def single_stream(runner, samples: np.ndarray, settings: TimingSettings) -> dict
         latencies.append(timed_run(runner, queries[len(latencies) % len(queries)]))
     stats = latency_stats(np.asarray(latencies))
     stats["qps"] = 1000.0 / stats["mean_ms"]
+    if keep_latencies:
+        stats["latencies_ms"] = [round(value, 5) for value in latencies]
     return stats
+
+
+def pool_rounds(rounds: list[dict]) -> dict:
+    """SingleStream rounds of one model (each with its latencies) as one result: the statistics of every query
+    of every round, and each round's p50 (their spread shows how much the host drifted)."""
+    latencies = np.concatenate([np.asarray(one["latencies_ms"], dtype=np.float64) for one in rounds])
+    stats = latency_stats(latencies)
+    stats["qps"] = 1000.0 / stats["mean_ms"]
+    stats["rounds"] = len(rounds)
+    stats["round_p50_ms"] = [round(one["p50_ms"], 5) for one in rounds]
+    return stats
+
+
+def interleaved_single_stream(jobs: dict, settings: TimingSettings) -> dict:
+    """SingleStream of several loaded models in one process, in `settings.rounds` interleaved rounds (forward,
+    then backward, so a host that speeds up or slows down during the run is shared out evenly): on a host whose
+    speed drifts (a VM, a laptop, thermal limits), back-to-back runs of the same model differ by more than
+    the models do. jobs: name -> (runner, samples). Returns name -> pooled statistics."""
+    per_round = settings.per_round()
+    results = {name: [] for name in jobs}
+    for round_index in range(settings.rounds):
+        names = list(jobs) if round_index % 2 == 0 else list(reversed(jobs))
+        for name in names:
+            runner, samples = jobs[name]
+            results[name].append(single_stream(runner, samples, per_round, keep_latencies=True))
+    return {name: pool_rounds(rounds) for name, rounds in results.items()}
 
 
 def offline(runner, samples: np.ndarray, settings: TimingSettings) -> dict:

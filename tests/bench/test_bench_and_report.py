@@ -74,6 +74,26 @@ def test_each_artifact_has_a_status_and_the_run_goes_on(exported, tmp_path, caps
     assert [row["status"] for row in rows] == ["failed", "passed"] and rows[0]["reason"]
 
 
+def test_rounds_pool_every_rounds_latencies_and_score_once(exported, tmp_path, capsys):
+    """--rounds 3: each artifact is timed in three rounds interleaved with the others, its row holds the pooled
+    statistics and each round's p50; it is scored (and its Offline run) once. A broken artifact fails in the
+    first round and is not tried again."""
+    _, results = exported
+    broken = tmp_path / "model-tflite-fp32.tflite"
+    broken.write_bytes(b"not a flatbuffer")
+    dataset = ["--dataset", "synthetic", "-o", "train_count=7", "-o", "valid_count=7", "-o", "test_count=70"]
+    code = main(["bench", results["tflite-int8"]["path"], str(broken), results["onnx-fp32"]["path"], "--rounds", "3",
+                 "--store", str(tmp_path / "s.sqlite"), *QUICK, *dataset, "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert code == 1 and [row["status"] for row in rows] == ["passed", "failed", "passed"]
+    assert not rows[1]["reason"].startswith("round")
+    for row in (rows[0], rows[2]):
+        timed = row["metrics"]["single_stream"]
+        assert timed["rounds"] == 3 and len(timed["round_p50_ms"]) == 3 and "latencies_ms" not in timed
+        assert timed["count"] >= 20 and row["p50_ms"] == timed["p50_ms"]
+        assert row["accuracy"] is not None and row["images_per_s"] > 0 and len(row["metrics"]["scores"]["confusion"]) > 1
+
+
 @pytest.mark.hostile("exit-codes")
 def test_a_missing_artifact_is_a_one_line_error_before_measuring(exported, tmp_path, capsys):
     _, results = exported

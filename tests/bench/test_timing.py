@@ -3,7 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from edge_fer.bench.timing import TimingSettings, latency_stats, offline, single_stream
+from edge_fer.bench.timing import (TimingSettings, interleaved_single_stream, latency_stats, offline, pool_rounds,
+                                   single_stream)
 from edge_fer.runtimes.base import InputSpec, Runner
 
 
@@ -55,3 +56,51 @@ def test_latency_stats():
     stats = latency_stats(np.arange(1, 101, dtype=float))
     assert stats["p50_ms"] == pytest.approx(50.5) and stats["p90_ms"] == pytest.approx(90.1)
     assert stats["min_ms"] == 1.0 and stats["count"] == 100
+
+
+class DriftingRunner(Runner):
+    """A host that slows down as the run goes on: every call takes 1 ms × (1 + 4 × seconds since `clock[0]`)."""
+
+    def _load(self):
+        self.input_spec = InputSpec(4, 4, 3)
+        self.clock = self.options["clock"]
+
+    def _prepare(self, batch):
+        return batch
+
+    def _run(self, prepared):
+        time.sleep(0.001 * (1 + 4 * (time.perf_counter() - self.clock[0])))
+        return np.zeros((len(prepared), 2), np.float32)
+
+
+def drifted_p50s(tmp_path, rounds: int) -> tuple[float, float]:
+    clock = [time.perf_counter()]
+    first, second = DriftingRunner(tmp_path, clock=clock).load(), DriftingRunner(tmp_path, clock=clock).load()
+    samples = np.zeros((2, 4, 4, 3), np.float32)
+    settings = TimingSettings(warmup_queries=1, min_queries=8, min_duration_s=0.3, rounds=rounds)
+    clock[0] = time.perf_counter()
+    pooled = interleaved_single_stream({"first": (first, samples), "second": (second, samples)}, settings)
+    return pooled["first"], pooled["second"]
+
+
+def test_interleaved_rounds_treat_two_identical_models_alike_on_a_drifting_host(tmp_path):
+    back_to_back = drifted_p50s(tmp_path, rounds=1)
+    interleaved = drifted_p50s(tmp_path, rounds=8)
+    assert back_to_back[1]["p50_ms"] / back_to_back[0]["p50_ms"] > 1.5  # the second one looks much slower (1.8 here)
+    assert 1 / 1.2 < interleaved[1]["p50_ms"] / interleaved[0]["p50_ms"] < 1.2  # within 10% here, two trainings running
+    for stats in interleaved:
+        assert stats["rounds"] == 8 and len(stats["round_p50_ms"]) == 8 and "latencies_ms" not in stats
+        assert stats["count"] >= 8 and min(stats["round_p50_ms"]) <= stats["p50_ms"] <= max(stats["round_p50_ms"])
+
+
+def test_a_round_gets_its_share_of_the_queries_and_the_time():
+    one = TimingSettings(min_queries=200, min_duration_s=5.0, max_duration_s=120.0, rounds=6).per_round()
+    assert (one.min_queries, one.rounds) == (34, 1)
+    assert one.min_duration_s == pytest.approx(5.0 / 6) and one.max_duration_s == pytest.approx(20.0)
+
+
+def test_pooled_rounds_are_the_statistics_of_every_query():
+    rounds = [{"p50_ms": 2.0, "latencies_ms": [1.0, 2.0, 3.0]}, {"p50_ms": 11.0, "latencies_ms": [10.0, 11.0, 12.0]}]
+    pooled = pool_rounds(rounds)
+    assert pooled["count"] == 6 and pooled["p50_ms"] == pytest.approx(6.5) and pooled["min_ms"] == 1.0
+    assert pooled["round_p50_ms"] == [2.0, 11.0] and pooled["qps"] == pytest.approx(1000 / 6.5)
