@@ -12,7 +12,8 @@ from edge_fer.bench.host import BUSY_CORES
 from edge_fer.bench.peak import PEAK_VARIANT, mac_share, peak_rates
 from edge_fer.targets import load_target
 
-COLUMNS = ["format", "precision", "size MB", "accuracy", "macro-F1", "agreement", "p50 ms", "p90 ms", "images/s",
+COLUMNS = ["format", "precision", "size MB", "accuracy", "macro-F1", "agreement", "p50 ms", "p90 ms", "round p50s ms",
+           "images/s",
            "other load", "MAC share", "roofline est. ms"]
 
 
@@ -69,11 +70,17 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
 
     return [[row.get("label") or row["format"], row.get("precision"), number((row.get("size_bytes") or 0) / 1e6, 2) if row.get("size_bytes") else None,
              number(row.get("accuracy"), 4), number(row.get("macro_f1"), 4), number(row.get("agreement"), 4),
-             number(row.get("p50_ms")), number(row.get("p90_ms")), number(row.get("images_per_s"), 1),
+             number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
              load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == "passed" else
             [row.get("label") or row["format"], row.get("precision"), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
             for row in rows]
+
+
+def round_spread(row: dict) -> str | None:
+    """The lowest and highest p50 of the row's interleaved rounds (bench --rounds): how far the host drifted."""
+    rounds = ((row.get("metrics") or {}).get("single_stream") or {}).get("round_p50_ms")
+    return f"{min(rounds):.3f}-{max(rounds):.3f}" if rounds and len(rounds) > 1 else None
 
 
 def peak_note(target: str, rates: dict) -> str:

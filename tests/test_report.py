@@ -71,3 +71,13 @@ def test_the_html_report_renders_every_table_and_escapes_included_html(report):
 def test_a_report_is_rewritten_whole(report, tmp_path):
     _, out = report
     assert not list(out.glob(".partial-*"))
+
+
+def test_the_table_shows_the_spread_of_a_rows_interleaved_rounds():
+    from edge_fer.report import COLUMNS, table_rows
+
+    timed = {**row("aaa", accuracy=0.8, p50=0.5), "status": "passed",
+             "metrics": {"single_stream": {"round_p50_ms": [0.52, 0.4412, 0.61]}}}
+    once = {**row("bbb", accuracy=0.8), "status": "passed"}
+    spread, single = (line[COLUMNS.index("round p50s ms")] for line in table_rows([timed, once], "host-cpu"))
+    assert spread == "0.441-0.610" and single is None
