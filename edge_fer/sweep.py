@@ -99,6 +99,7 @@ def bench_points(sweep, point_configs: list) -> dict:
     from edge_fer.bench.runner import bench
     from edge_fer.pipeline import Pipeline
     from edge_fer.pipeline_stages import bench_settings, exported_artifacts, peak_rows, scoring_spec
+    from edge_fer.report import atomic_text
 
     section, settings = sweep.config.bench, bench_settings(sweep)
     groups: dict[str, tuple[dict | None, list[Path]]] = {}
@@ -117,7 +118,7 @@ def bench_points(sweep, point_configs: list) -> dict:
         rows += peak_rows(section.target, settings)
     folder = sweep.stage_dir("bench")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "bench.json").write_text(json.dumps(rows, indent=2, default=str))
+    atomic_text(folder / "bench.json", json.dumps(rows, indent=2, default=str))
     return {"store": settings.store, "rows": len(rows), "passed": sum(r["status"] == "passed" for r in rows)}
 
 

@@ -23,9 +23,14 @@ class AugmentConfig:
 
 
 def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bool, seed: int = 0,
-                 augment: AugmentConfig | None = None, soft_labels: bool = False, repeat: bool = False):
+                 augment: AugmentConfig | None = None, soft_labels: bool = False, repeat: bool = False,
+                 draw_labels: bool = False):
+    """draw_labels (with soft labels, training only): Barsoum et al.'s probabilistic label drawing: each image's
+    target is a one-hot label drawn from its vote distribution, anew in every epoch."""
     import tensorflow as tf
 
+    if draw_labels and not soft_labels:
+        raise ValueError("drawing labels needs the vote distributions (soft labels)")
     images = resize_images(split.images, image_size)
     targets = split.soft_labels if soft_labels else split.labels
     if targets is None:
@@ -40,14 +45,18 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
     keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     dataset = tf.data.Dataset.zip((keys, dataset.batch(batch_size, drop_remainder=False)))
     augment = augment if (training and augment is not None) else None
+    draw_labels = draw_labels and training
 
     def to_float(key, batch_and_labels):
         batch, labels = batch_and_labels
         batch = tf.cast(batch, tf.float32)
         if batch.shape[-1] == 1:
             batch = tf.repeat(batch, 3, axis=-1)
+        draws = BatchDraws(seed, key)
         if augment is not None:
-            batch = apply_augment(batch, augment, BatchDraws(seed, key), image_size)
+            batch = apply_augment(batch, augment, draws, image_size)
+        if draw_labels:  # after the augmentation's draws, so a run's augmentation does not change with this setting
+            labels = draw_one_hot(labels, draws)
         return batch, labels
 
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -69,6 +78,17 @@ class BatchDraws:
         self.draws += 1  # a Python counter: the same draw order every trace
         key = tf.random.experimental.stateless_fold_in(self.key, self.draws)
         return tf.random.stateless_uniform(shape, seed=key, minval=minval, maxval=maxval)
+
+
+def draw_one_hot(distributions, generator: BatchDraws):
+    """One label per row of `distributions` (batch, classes; rows sum to 1), drawn with those probabilities."""
+    import tensorflow as tf
+
+    cumulative = tf.cumsum(distributions, axis=1)
+    point = generator.uniform([tf.shape(distributions)[0], 1]) * cumulative[:, -1:]
+    drawn = tf.reduce_sum(tf.cast(cumulative <= point, tf.int32), axis=1)
+    drawn = tf.minimum(drawn, tf.shape(distributions)[1] - 1)  # a point on the last edge
+    return tf.one_hot(drawn, tf.shape(distributions)[1], dtype=distributions.dtype)
 
 
 def apply_augment(batch, augment: AugmentConfig, generator: BatchDraws, image_size: int):

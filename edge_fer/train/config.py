@@ -77,6 +77,9 @@ class TrainSection:
     seed: int = 0
     class_weights: bool = True
     class_weight_power: float = 1.0  # 1: n / (k · count); 0.5: its square root, gentler on rare classes
+    # with data.label_mode = "probability": train on a label drawn from each image's vote distribution, anew every
+    # epoch (Barsoum et al.'s probabilistic label drawing), instead of cross-entropy on the distribution itself
+    draw_labels: bool = False
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
     # "none", "mirrored" (every local GPU) or "multi_worker" (the TF_CONFIG cluster); false/true mean none/mirrored
     distribute: bool | Literal["none", "mirrored", "multi_worker"] = False

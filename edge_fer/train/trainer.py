@@ -237,6 +237,9 @@ def train(config: TrainConfig) -> dict:
 
     placement = create_placement(config.train.distribute)  # before any other TensorFlow work
     stages = plan_stages(config)
+    if config.train.draw_labels and config.data.label_mode != "probability":
+        raise UserError(f"train.draw_labels draws from vote distributions: set data.label_mode = \"probability\" "
+                        f"(it is {config.data.label_mode or 'the dataset default'})")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     check_shared_folder(placement, out)
@@ -260,7 +263,8 @@ def train(config: TrainConfig) -> dict:
     size, batch = config.model.image_size, config.train.batch_size
     steps = config.train.steps_per_epoch or int(np.ceil(len(train_split) / batch))
     train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,
-                              augment=config.train.augment, soft_labels=soft, repeat=True)
+                              augment=config.train.augment, soft_labels=soft, repeat=True,
+                              draw_labels=config.train.draw_labels)
     valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft)
     calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(20)
     if placement.multi_worker:

@@ -55,3 +55,46 @@ def test_augmentation_is_the_same_in_every_run_with_one_seed_and_new_every_epoch
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
     assert not np.array_equal(first[0], first[1])
+
+
+def vote_split(count=400):
+    """Every image has the same votes: 0.6 / 0.3 / 0.1 / 0 over four classes."""
+    from edge_fer.data.base import Split
+
+    votes = np.tile(np.asarray([[0.6, 0.3, 0.1, 0.0]], np.float32), (count, 1))
+    return Split(images=np.zeros((count, 8, 8, 1), np.uint8), labels=np.zeros(count, np.int64),
+                 files=np.asarray([f"{i}.png" for i in range(count)]), soft_labels=votes)
+
+
+def drawn_epochs(split, epochs: int, seed: int = 5) -> list[np.ndarray]:
+    dataset = make_dataset(split, 8, 50, training=True, seed=seed, soft_labels=True, draw_labels=True,
+                           augment=AugmentConfig(flip=True, contrast=0.2, zoom=0.0))
+    return [np.concatenate([labels.numpy() for _, labels in dataset]) for _ in range(epochs)]
+
+
+def test_drawn_labels_are_one_hot_with_the_vote_frequencies_and_new_every_epoch():
+    first, second = drawn_epochs(vote_split(), 2)
+    for labels in (first, second):
+        assert set(np.unique(labels)) <= {0.0, 1.0} and np.all(labels.sum(axis=1) == 1)
+    frequencies = np.concatenate([first, second]).mean(axis=0)
+    np.testing.assert_allclose(frequencies, [0.6, 0.3, 0.1, 0.0], atol=0.05)  # 800 draws: 3 standard errors
+    assert not np.array_equal(first.argmax(1), second.argmax(1))
+    again = drawn_epochs(vote_split(), 2)
+    np.testing.assert_array_equal(first, again[0])  # the same seed draws the same labels
+    np.testing.assert_array_equal(second, again[1])
+
+
+def test_labels_are_drawn_for_training_only_and_without_changing_the_augmentation():
+    split = vote_split(100)
+    evaluated = np.concatenate([labels.numpy() for _, labels in make_dataset(split, 8, 50, training=False,
+                                                                              soft_labels=True, draw_labels=True)])
+    np.testing.assert_array_equal(evaluated, split.soft_labels)  # scoring keeps the distributions
+
+    split.images[:] = np.random.default_rng(0).integers(0, 255, split.images.shape, dtype=np.uint8)
+    augment = AugmentConfig(flip=True, contrast=0.3, zoom=0.2)
+
+    def images(draw: bool):
+        dataset = make_dataset(split, 8, 50, training=True, seed=2, augment=augment, soft_labels=True, draw_labels=draw)
+        return np.concatenate([batch.numpy() for batch, _ in dataset])
+
+    np.testing.assert_array_equal(images(True), images(False))

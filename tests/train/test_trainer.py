@@ -132,6 +132,15 @@ def test_warm_start_copies_matching_layers_and_skips_empty_stages(trained, tmp_p
                                   source.get_layer("conv_pw_3").get_weights()[0])
 
 
+@pytest.mark.hostile("exit-codes")
+def test_drawing_labels_without_vote_distributions_is_a_one_line_error_before_any_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--dataset", "synthetic", "--image-size", "64", "--weights", "none",
+                 "--set", "train.draw_labels=true", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "data.label_mode = \"probability\"" in err and not out.exists()
+
+
 @pytest.mark.hostile("code-execution")
 def test_warm_start_from_a_foreign_model_is_a_one_line_refusal(tmp_path, capsys):
     """A .keras file edge-fer did not write (no model.json to rebuild it from) is refused, never deserialized."""
