@@ -178,3 +178,24 @@ def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path, capsys):
         holder.kill()
         holder.wait()
     assert main(["run", str(pipeline), "--only", "data"]) == 0  # a killed holder leaves no lock behind
+
+
+@pytest.mark.parametrize("section, key, changed", [("bench", "rounds", 10), ("train", "draw_labels", True)])
+def test_a_setting_added_later_keeps_older_runs_cached_at_its_default(section, key, changed):
+    """bench.rounds and train.draw_labels came after the FERPlus runs: at their defaults a stage's settings hash
+    is the one those runs were made with; any other value is a new run."""
+    from dataclasses import asdict
+
+    from edge_fer.config import from_dict
+    from edge_fer.pipeline import SECTIONS, Pipeline, digest, without_later_defaults
+    from edge_fer.pipeline_config import PipelineConfig
+
+    stage = section  # the stage each setting belongs to has the section's name
+    pipeline = Pipeline(from_dict(PipelineConfig, {"name": "older"}))
+    older = asdict(pipeline.config)
+    del older[section][key]  # as a config from before the setting existed
+    older = without_later_defaults(older)
+    older_hash = digest({name: older[name] for name in SECTIONS[stage]} | {"stage": stage})
+    assert pipeline.settings_hash(stage) == older_hash
+    setattr(getattr(pipeline.config, section), key, changed)
+    assert pipeline.settings_hash(stage) != older_hash
