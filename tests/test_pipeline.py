@@ -108,6 +108,7 @@ PATHS = pytest.mark.hostile("paths")
     (('[bench]', '[bench]\ntarget = "jetson-orin-nan"'), "unknown target 'jetson-orin-nan' (did you mean 'jetson-orin-nano'?)"),
     (('dataset = "synthetic"', 'dataset = "ferplus"\nroot = "/nowhere/ferplus"'), "dataset root does not exist"),
     (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
+    (("batch_size = 8", "batch_size = 8\ndraw_labels = true"), 'train.draw_labels draws from vote distributions: set data.label_mode = "probability"'),
     pytest.param(('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name", marks=PATHS),
     pytest.param(('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves", marks=PATHS),
     pytest.param(('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside", marks=PATHS),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from edge_fer.data.tfdata import AugmentConfig
+from edge_fer.errors import UserError
 from edge_fer.train.distill import DistillSection
 
 # Backbone layers unfrozen in stage 2, per dataset (paper, section IV).
@@ -101,3 +102,9 @@ class TrainConfig:
     def finetune_layers(self) -> int:
         configured = self.train.finetune.unfreeze_layers
         return configured if configured is not None else PAPER_FINETUNE_LAYERS.get(self.data.dataset, 49)
+
+
+def check_label_drawing(draw_labels: bool, label_mode: str | None) -> None:
+    if draw_labels and label_mode != "probability":
+        raise UserError(f"train.draw_labels draws from vote distributions: set data.label_mode = \"probability\" "
+                        f"(it is {label_mode or 'the dataset default'})")

@@ -25,7 +25,7 @@ from edge_fer.data import FerDataset, load_dataset
 from edge_fer.data.base import Split
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
-from edge_fer.train.config import TrainConfig
+from edge_fer.train.config import TrainConfig, check_label_drawing
 from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, forget_cluster_token,
                                        is_peer_loss, load_weights_file, local_copy, restart_after_peer_loss,
                                        save_weights_file, weights_digest)
@@ -237,9 +237,7 @@ def train(config: TrainConfig) -> dict:
 
     placement = create_placement(config.train.distribute)  # before any other TensorFlow work
     stages = plan_stages(config)
-    if config.train.draw_labels and config.data.label_mode != "probability":
-        raise UserError(f"train.draw_labels draws from vote distributions: set data.label_mode = \"probability\" "
-                        f"(it is {config.data.label_mode or 'the dataset default'})")
+    check_label_drawing(config.train.draw_labels, config.data.label_mode)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     check_shared_folder(placement, out)
