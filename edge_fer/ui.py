@@ -66,8 +66,13 @@ def _finite(value):
 
 def table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> Table:
     result = Table(title=title, caption=caption)
+    # the first column names the row: on a narrow terminal the numbers wrap, the names stay whole
+    name_width = min(40, max([len(_cell(row[0])) for row in rows if row] + [len(columns[0])]))
     for column in columns:
-        result.add_column(column, justify="right" if column != columns[0] else "left")
+        if column == columns[0]:
+            result.add_column(column, justify="left", no_wrap=True, min_width=name_width)
+        else:
+            result.add_column(column, justify="right")
     for row in rows:
         result.add_row(*[_cell(value) for value in row])
     return result
