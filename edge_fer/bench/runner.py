@@ -222,17 +222,16 @@ def measure_in_rounds(planned: list, target: Target, scoring: ScoringData, setti
     """Every planned artifact, `settings.rounds` times, interleaved (forward, then backward): on a host whose
     speed drifts, artifacts measured minutes apart are not comparable, so each one's latencies are pooled from
     rounds spread over the whole run. Round 0 also scores and runs Offline. A round that fails fails the artifact."""
-    from edge_fer.bench.timing import pool_rounds
+    from edge_fer.bench.timing import pool_rounds, round_order
 
     rounds = settings.rounds
     results: dict[int, list[dict]] = {position: [] for position, _ in planned}
     task = bar.add_task(f"benchmarking on {target.name}", total=len(planned) * rounds)
     for round_index in range(rounds):
-        order = planned if round_index % 2 == 0 else planned[::-1]
-        for position, facts in order:
+        for position, facts in round_order(planned, round_index):
             bar.update(task, description=f"{facts['format'].name} on {target.name}"
                        + (f" (round {round_index + 1}/{rounds})" if rounds > 1 else ""))
-            if not results[position] or "error" not in results[position][0]:
+            if not any("error" in earlier for earlier in results[position]):  # a failed file is not tried again
                 results[position].append(measure(facts, target, scoring, settings, threads, round_index))
             bar.advance(task)
     measured = {}

@@ -79,16 +79,20 @@ def pool_rounds(rounds: list[dict]) -> dict:
     return stats
 
 
+def round_order(items: list, round_index: int) -> list:
+    """Forward in even rounds, backward in odd ones: a host that speeds up or slows down during the run is shared
+    out evenly."""
+    return list(items) if round_index % 2 == 0 else list(items)[::-1]
+
+
 def interleaved_single_stream(jobs: dict, settings: TimingSettings) -> dict:
-    """SingleStream of several loaded models in one process, in `settings.rounds` interleaved rounds (forward,
-    then backward, so a host that speeds up or slows down during the run is shared out evenly): on a host whose
-    speed drifts (a VM, a laptop, thermal limits), back-to-back runs of the same model differ by more than
-    the models do. jobs: name -> (runner, samples). Returns name -> pooled statistics."""
+    """SingleStream of several loaded models in one process, in `settings.rounds` interleaved rounds
+    (`round_order`): on a host whose speed drifts (a VM, a laptop, thermal limits), back-to-back runs of the same
+    model differ by more than the models do. jobs: name -> (runner, samples). Returns name -> pooled statistics."""
     per_round = settings.per_round()
     results = {name: [] for name in jobs}
     for round_index in range(settings.rounds):
-        names = list(jobs) if round_index % 2 == 0 else list(reversed(jobs))
-        for name in names:
+        for name in round_order(list(jobs), round_index):
             runner, samples = jobs[name]
             results[name].append(single_stream(runner, samples, per_round, keep_latencies=True))
     return {name: pool_rounds(rounds) for name, rounds in results.items()}
