@@ -13,8 +13,7 @@ from edge_fer.bench.peak import PEAK_VARIANT, mac_share, peak_rates
 from edge_fer.targets import load_target
 
 COLUMNS = ["format", "precision", "size MB", "accuracy", "macro-F1", "agreement", "p50 ms", "p90 ms", "round p50s ms",
-           "images/s",
-           "other load", "MAC share", "roofline est. ms"]
+           "images/s", "other load", "MAC share", "roofline est. ms"]
 
 
 SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
