@@ -66,13 +66,14 @@ def _finite(value):
 
 def table(title: str, columns: list[str], rows: list[list], caption: str | None = None) -> Table:
     result = Table(title=title, caption=caption)
-    # the first column names the row: on a narrow terminal the numbers wrap, the names stay whole
+    # the first column names the row: on a narrow terminal the numbers wrap, the names stay whole; other cells
+    # fold rather than end in an ellipsis, so no value is hidden
     name_width = min(40, max([len(_cell(row[0])) for row in rows if row] + [len(columns[0])]))
     for column in columns:
         if column == columns[0]:
             result.add_column(column, justify="left", no_wrap=True, min_width=name_width)
         else:
-            result.add_column(column, justify="right")
+            result.add_column(column, justify="right", overflow="fold")
     for row in rows:
         result.add_row(*[_cell(value) for value in row])
     return result

@@ -10,7 +10,7 @@ from tests.test_pipeline import write_pipeline
 
 SWEEP = """
 [sweep]
-grid = { "model.alpha" = [0.5, 0.25] }
+grid = { "model.alpha" = [0.5] }
 points = [{ name = "tiny-wide", set = { "model.alpha" = 1.0, "train.scratch.epochs" = 1 } }]
 """
 
@@ -32,17 +32,17 @@ def test_a_sweep_runs_each_point_then_one_bench_and_one_report(tmp_path, capsys)
     assert main(["run", str(pipeline), "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     names = [point["point"] for point in outcome["points"]]
-    assert names == ["tiny-alpha0.5", "tiny-alpha0.25", "tiny-wide"]
+    assert names == ["tiny-alpha0.5", "tiny-wide"]  # grid naming and expansion: the test above
     runs = tmp_path / "runs"
     for name in names:  # each point in its own cached run folder, without bench or report of its own
         assert (runs / name / "export" / "model-tflite-fp32.tflite").is_file()
         assert not (runs / name / "bench").exists()
     meta = [json.loads((runs / name / "train" / "model.json").read_text()) for name in names]
-    assert [m["alpha"] for m in meta] == [0.5, 0.25, 1.0]
+    assert [m["alpha"] for m in meta] == [0.5, 1.0]
     rows = store.fetch(runs / "tiny" / "results.sqlite")
-    assert len(rows) == 3 and len({row["run_id"] for row in rows}) == 1  # one bench session for every point
+    assert len(rows) == 2 and len({row["run_id"] for row in rows}) == 1  # one bench session for every point
     report = (runs / "tiny" / "report" / "report.md").read_text()
-    assert "tiny-alpha0.25:tflite-fp32" in report and "## Sweep points" in report
+    assert "tiny-alpha0.5:tflite-fp32" in report and "tiny-wide:tflite-fp32" in report and "## Sweep points" in report
 
     assert main(["run", str(pipeline), "--json"]) == 0  # a rerun skips every point's stages
     again = json.loads(capsys.readouterr().out)

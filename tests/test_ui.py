@@ -11,3 +11,12 @@ def test_a_narrow_terminal_wraps_the_numbers_but_keeps_each_rows_name_whole():
     console.print(ui.table("benchmark", COLUMNS, [row]))
     text = console.export_text()
     assert "ferplus-vote:tflite-int8-qat" in text and max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_long_value_in_a_narrow_column_folds_instead_of_ending_in_an_ellipsis():
+    console = Console(width=80, record=True)
+    columns = ["point", "train s", "float accuracy", "best int8", "int8 accuracy", "teacher accuracy"]
+    console.print(ui.table("sweep points", columns, [["ferplus-vote-draw-long", 5173, 0.8291, "tflite-int8-qat", 0.8317, None]]))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "tflite-int8-qat" in "".join(line.split("│")[4].strip() for line in text.splitlines() if line.count("│") > 4)
