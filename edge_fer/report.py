@@ -249,8 +249,17 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     markdown = render_markdown(sections, history, commands or [], extras or [])
     atomic_text(out / f"{name}.md", markdown)
     atomic_text(out / f"{name}.html", render_html(markdown, title=f"edge_fer report: {name}"))
+    prune_figures(out / f"{name}_files", markdown)
     return {"sections": sections, "history": history, "store": str(store_path), "out": str(out),
             "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
+
+
+def prune_figures(folder: Path, markdown: str) -> list[str]:
+    """Delete the PNGs an earlier report left in its files folder that this one no longer shows."""
+    stale = [png for png in sorted(folder.glob("*.png")) if f"{folder.name}/{png.name}" not in markdown]
+    for png in stale:
+        png.unlink()
+    return [png.name for png in stale]
 
 
 def run_of(artifact: str) -> str:

@@ -136,13 +136,28 @@ def point_rows(point_configs: list) -> list[list]:
         best = max(int8, key=int8.get) if int8 else None
         float_accuracy = (scores.get("keras") or (model.get("metrics") or {}).get("test") or {}).get("accuracy")
         teacher = (model.get("distillation") or {}).get("ensemble_test_accuracy")
-        rows.append([point_config.name, model.get("train_seconds"),
+        rows.append([point_config.name, model.get("train_seconds"), warm_start_text(model.get("init_from")),
                      None if float_accuracy is None else round(float_accuracy, 4),
                      best, None if best is None else round(int8[best], 4), teacher])
     return rows
 
 
-POINT_COLUMNS = ["point", "train s", "float accuracy", "best int8", "int8 accuracy", "teacher accuracy"]
+def warm_start_text(init_from: dict | None) -> str | None:
+    """Where a warm-started point's weights came from and what that model's own training cost."""
+    from edge_fer.pipeline_summary import read_json
+
+    if not init_from:
+        return None
+    seconds = init_from.get("train_seconds")
+    if seconds is None:  # a record from before the field: the start's own model.json, if it is still there
+        source = Path(init_from["path"])
+        seconds = read_json((source if source.is_dir() else source.parent) / "model.json", {}).get("train_seconds")
+    name = Path(init_from["path"]).name
+    name = Path(init_from["path"]).parent.name if name == "model.keras" else name
+    return name + (f" ({seconds:.0f} s)" if seconds is not None else "")
+
+
+POINT_COLUMNS = ["point", "train s", "starts from", "float accuracy", "best int8", "int8 accuracy", "teacher accuracy"]
 
 
 def point_accuracy_tables(point_configs: list, split: str) -> list[str]:

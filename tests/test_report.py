@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from edge_fer.bench import store
-from edge_fer.report import build_report, pareto_front
+from edge_fer.report import build_report, pareto_front, prune_figures
 
 
 def stored_row(fmt, precision, accuracy, p50, synthetic=True, reason=None):
@@ -71,6 +71,15 @@ def test_the_html_report_renders_every_table_and_escapes_included_html(report):
 def test_a_report_is_rewritten_whole(report, tmp_path):
     _, out = report
     assert not list(out.glob(".partial-*"))
+
+
+def test_figures_an_earlier_report_left_behind_are_deleted_and_shown_ones_kept(tmp_path):
+    folder = tmp_path / "FRONT_files"
+    folder.mkdir()
+    for name in ("shown.png", "stale.png", "notes.txt"):
+        (folder / name).write_text("x")
+    assert prune_figures(folder, "![plot](FRONT_files/shown.png)") == ["stale.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "shown.png"]
 
 
 def test_the_table_shows_the_spread_of_a_rows_interleaved_rounds():

@@ -5,7 +5,7 @@ import pytest
 from edge_fer.bench import store
 from edge_fer.cli import main
 from edge_fer.errors import UserError
-from edge_fer.sweep import sweep_points
+from edge_fer.sweep import sweep_points, warm_start_text
 from tests.test_pipeline import write_pipeline
 
 SWEEP = """
@@ -57,3 +57,12 @@ def test_a_bad_point_stops_the_sweep_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "sweep point tiny-variantpat_lite" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_warm_started_point_names_its_start_and_that_start_s_training_time(tmp_path):
+    assert warm_start_text(None) is None
+    assert warm_start_text({"path": "runs/a", "train_seconds": 12.4}) == "a (12 s)"
+    (tmp_path / "model.json").write_text(json.dumps({"train_seconds": 99.0}))
+    assert warm_start_text({"path": str(tmp_path)}) == f"{tmp_path.name} (99 s)"  # an older record: read the start
+    assert warm_start_text({"path": str(tmp_path / "model.keras")}) == f"{tmp_path.name} (99 s)"
+    assert warm_start_text({"path": str(tmp_path / "gone" / "model.keras")}) == "gone"

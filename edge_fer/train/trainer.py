@@ -156,7 +156,7 @@ def two_stages(config: TrainConfig, clip: dict) -> list[Stage]:
 
 def warm_start(model, source_path: str) -> dict:
     """Copy the weights of every layer of `source_path` whose name and weight shapes match a layer of `model`."""
-    source, _ = load_model(source_path)
+    source, source_meta = load_model(source_path)
     copied, skipped = [], []
     for layer in model.layers:
         weights = layer.get_weights()
@@ -175,7 +175,8 @@ def warm_start(model, source_path: str) -> dict:
     if not copied:
         raise UserError(f"model.init_from: no layer of {source_path} matches a layer of this model by name and shape")
     ui.log(f"initialised {len(copied)} layers from {source_path}; {len(skipped)} start fresh: {', '.join(skipped) or 'none'}")
-    return {"path": str(source_path), "layers_copied": len(copied), "layers_fresh": skipped}
+    return {"path": str(source_path), "layers_copied": len(copied), "layers_fresh": skipped,
+            "train_seconds": source_meta.get("train_seconds")}  # the start's own cost, for reports of the total
 
 
 def scope_of(strategy):

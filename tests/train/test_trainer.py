@@ -101,6 +101,7 @@ def test_zero_scratch_epochs_saves_the_warm_started_model_at_another_size(traine
     config.model.image_size, config.model.init_from = 128, str(trained_out)
     record = train(config)
     assert record["init_from"]["layers_fresh"] == ["patch_sepconv_1"]  # its kernel is the patch stride: 1 at 64 px, 2 at 128
+    assert record["init_from"]["train_seconds"] == json.loads((trained_out / "model.json").read_text())["train_seconds"]
     assert not (tmp_path / "stages" / "scratch").exists()
     model, meta = load_model(tmp_path)
     source, _ = load_model(trained_out)
