@@ -148,13 +148,12 @@ def warm_start_text(init_from: dict | None) -> str | None:
 
     if not init_from:
         return None
+    source = Path(init_from["path"])
+    folder = source.parent if source.suffix == ".keras" else source
     seconds = init_from.get("train_seconds")
     if seconds is None:  # a record from before the field: the start's own model.json, if it is still there
-        source = Path(init_from["path"])
-        seconds = read_json((source if source.is_dir() else source.parent) / "model.json", {}).get("train_seconds")
-    name = Path(init_from["path"]).name
-    name = Path(init_from["path"]).parent.name if name == "model.keras" else name
-    return name + (f" ({seconds:.0f} s)" if seconds is not None else "")
+        seconds = read_json(folder / "model.json", {}).get("train_seconds")
+    return folder.name + (f" ({seconds:.0f} s)" if seconds is not None else "")
 
 
 POINT_COLUMNS = ["point", "train s", "starts from", "float accuracy", "best int8", "int8 accuracy", "teacher accuracy"]
