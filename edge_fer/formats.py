@@ -19,6 +19,7 @@ class ExportFormat:
     calibrated: bool = False  # needs calibration images
     options: tuple[str, ...] = ()  # export options this format accepts
     batchable: bool = True  # accepts batches larger than one
+    grey: bool = False  # one-channel input: made only from a grey dataset
 
     @property
     def file_name(self) -> str:
@@ -33,6 +34,9 @@ FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("tflite-dynamic", ".tflite", "dynamic", "litert", "float", options=("threads",)),
     ExportFormat("tflite-int8", ".tflite", "int8", "litert", "float", calibrated=True, options=("threads", "calibration_images")),
     ExportFormat("tflite-int8-qat", ".tflite", "int8", "litert", "qat", calibrated=True, options=("threads", "calibration_images")),
+    # The stem (first convolution) folded to one input channel and kept float: see converters.keras_to_tflite_float_stem
+    ExportFormat("tflite-int8-grey", ".tflite", "int8", "litert", "float", calibrated=True,
+                 options=("threads", "calibration_images"), grey=True),
     ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",)),
     ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",)),
     ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",)),

@@ -17,7 +17,7 @@ SIZE, CHANNELS, LAYERS = 28, 512, 8  # 8 × 28·28·512·512 ≈ 1.64 GMAC per i
 
 PEAK_OF_FORMAT = {  # an artifact's format -> the peak it is compared with (fp16 and dynamic TFLite compute as shown)
     "tflite-fp32": "tflite-fp32", "tflite-fp16": "tflite-fp32", "tflite-dynamic": "tflite-int8",
-    "tflite-int8": "tflite-int8", "tflite-int8-qat": "tflite-int8",
+    "tflite-int8": "tflite-int8", "tflite-int8-qat": "tflite-int8", "tflite-int8-grey": "tflite-int8",
     "onnx-fp32": "onnx-fp32", "onnx-fp16": "onnx-fp32", "onnx-int8-qdq": "onnx-int8-ptq", "onnx-int8-ptq": "onnx-int8-ptq",
 }
 

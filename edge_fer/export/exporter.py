@@ -23,6 +23,7 @@ from edge_fer.export import converters
 from edge_fer.formats import ExportFormat, parse_formats
 from edge_fer.artifacts import atomic_write_bytes, embed_onnx_metadata, file_sha256, read_metadata, write_metadata
 
+COLOUR_DATASET_MESSAGE = "the dataset has colour images; grey formats are made only from grey datasets"
 DEFAULT_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}
 
 
@@ -66,6 +67,10 @@ class ExportContext:
             raise UserError(f"dataset {self.dataset.name} has none of the splits {split_names}")
         order = np.random.default_rng(self.settings.seed).permutation(len(split))[:count]
         return to_model_input(split.images[np.sort(order)], self.image_size)
+
+    @functools.cached_property
+    def dataset_is_grey(self) -> bool:
+        return all(split.images.shape[-1] == 1 for split in self.dataset.splits.values())
 
     @functools.cached_property
     def calibration(self) -> np.ndarray:
@@ -173,6 +178,8 @@ BUILDERS = {  # format name -> bytes of the artifact (TensorRT engines are built
     "tflite-dynamic": lambda ctx: converters.keras_to_tflite(ctx.float_model, "dynamic"),
     "tflite-int8": lambda ctx: converters.keras_to_tflite(ctx.float_model, "int8", ctx.calibration),
     "tflite-int8-qat": lambda ctx: converters.keras_to_tflite(ctx.qat_model, "int8", ctx.calibration),
+    "tflite-int8-grey": lambda ctx: converters.keras_to_tflite_float_stem(converters.keras_to_grey_keras(ctx.float_model),
+                                                                          ctx.calibration[..., :1]),
     "onnx-fp32": lambda ctx: ctx.onnx_fp32.SerializeToString(),
     "onnx-fp16": lambda ctx: converters.onnx_to_fp16(ctx.onnx_fp32).SerializeToString(),
     "onnx-int8-qdq": build_onnx_qdq,
@@ -194,7 +201,8 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
     return {
         "format": export_format.name, "precision": export_format.precision, "runtime": export_format.runtime,
         "macs": ctx.macs,
-        "classes": meta.get("classes"), "image_size": ctx.image_size, "input_shape": [ctx.image_size, ctx.image_size, 3],
+        "classes": meta.get("classes"), "image_size": ctx.image_size,
+        "input_shape": [ctx.image_size, ctx.image_size, 1 if export_format.grey else 3],
         "preprocessing": meta.get("preprocessing", PREPROCESSING), "variant": meta.get("variant"),
         "pretrained": meta.get("pretrained"), "dataset": meta.get("dataset"),
         "source": export_format.source, "source_model": str(source_file), "source_model_sha256": file_sha256(source_file),
@@ -302,14 +310,15 @@ def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)
     gpu_here = any(f.needs_gpu for f in formats) and ctx.engine_builder.kind is not None
-    skipped = [f.name for f in formats if f.needs_gpu and not gpu_here]
+    skipped = {f.name: NO_GPU_MESSAGE for f in formats if f.needs_gpu and not gpu_here}
+    skipped |= {f.name: COLOUR_DATASET_MESSAGE for f in formats if f.grey and not ctx.dataset_is_grey}
     results = []
     with ui.progress() as bar:
         task = bar.add_task("exporting", total=len(formats))
         for export_format in formats:
             bar.update(task, description=f"exporting {export_format.name}")
             if export_format.name in skipped:
-                results.append({"format": export_format.name, "status": "skipped", "reason": NO_GPU_MESSAGE})
+                results.append({"format": export_format.name, "status": "skipped", "reason": skipped[export_format.name]})
             else:
                 results.append(export_guarded(ctx, export_format, out))
             bar.advance(task)

@@ -9,7 +9,7 @@ import tf_keras as keras
 from edge_fer.errors import UserError
 from edge_fer.models import register_model
 from edge_fer.models.backbone import TRUNCATE_AT, build_mobilenet
-from edge_fer.models.layers import TokenSelfAttention
+from edge_fer.models.layers import FlatTokens, TokenGroups, TokenSelfAttention
 
 PATCH_FILTERS = 256
 ATTENTION_UNITS = 32
@@ -61,9 +61,10 @@ def patch_extraction(features, image_size: int, dropout: float, alpha: float = 1
 
 def attention_classifier(feature_map, num_classes: int, dropout: float, alpha: float = 1.0):
     """Per-sample attention: the spatial positions are tokens → Dense 32 ReLU → self-attention → mean → softmax."""
-    height, width, channels = (int(d) for d in feature_map.shape[1:])
-    tokens = keras.layers.Reshape((height * width, channels), name="tokens")(feature_map)
-    x = keras.layers.Dense(scaled(ATTENTION_UNITS, alpha, 8), activation="relu", name="token_dense")(tokens)
+    height, width = (int(d) for d in feature_map.shape[1:3])
+    rows = FlatTokens(name="tokens")(feature_map)
+    x = keras.layers.Dense(scaled(ATTENTION_UNITS, alpha, 8), activation="relu", name="token_dense")(rows)
+    x = TokenGroups(height * width, name="token_groups")(x)
     x = TokenSelfAttention(name="token_attention")(x)
     x = keras.layers.GlobalAveragePooling1D(name="token_pool")(x)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)

@@ -7,12 +7,20 @@ import math
 import tf_keras as keras
 
 
+def rows_per_sample(layer) -> int:
+    """How many rows of a layer's input belong to one image: one per token after FlatTokens, else one."""
+    from edge_fer.models.layers import FlatTokens
+
+    inbound = layer.inbound_nodes[0].inbound_layers if layer.inbound_nodes else None
+    return math.prod(int(d) for d in inbound.input_shape[1:-1]) if isinstance(inbound, FlatTokens) else 1
+
+
 def layer_macs(layer) -> int:
     if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)):
         return 0
     in_shape, out_shape = layer.input_shape, layer.output_shape
     if isinstance(layer, keras.layers.Dense):
-        positions = math.prod(int(d) for d in in_shape[1:-1])
+        positions = math.prod(int(d) for d in in_shape[1:-1]) * rows_per_sample(layer)
         return positions * int(in_shape[-1]) * int(layer.units)
     out_positions = int(out_shape[1]) * int(out_shape[2])
     kernel = math.prod(layer.kernel_size)

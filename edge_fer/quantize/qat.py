@@ -19,7 +19,9 @@ from __future__ import annotations
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from edge_fer.models.layers import TokenSelfAttention
+from edge_fer.models.layers import FlatTokens, TokenGroups, TokenSelfAttention
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
+    Default8BitQuantizeConfig)
 
 quantizers = tfmot.quantization.keras.quantizers
 
@@ -51,13 +53,21 @@ OUTPUT_ONLY = (keras.layers.Rescaling, TokenSelfAttention)
 
 def quantize_scope():
     return tfmot.quantization.keras.quantize_scope(
-        {"OutputQuantizeConfig": OutputQuantizeConfig, "TokenSelfAttention": TokenSelfAttention})
+        {"OutputQuantizeConfig": OutputQuantizeConfig, "TokenSelfAttention": TokenSelfAttention, "FlatTokens": FlatTokens,
+         "TokenGroups": TokenGroups, "Default8BitQuantizeConfig": Default8BitQuantizeConfig})
 
 
 def annotate(layer):
+    """Every layer annotated for quantization, ours with their QuantizeConfigs, except TokenGroups: a reshape has
+    nothing to quantize (tfmot gives Keras' Reshape no quantizers either) and, left unwrapped, it does not shift
+    the wrapper numbering by which QAT weight files written before it existed are keyed."""
     if isinstance(layer, OUTPUT_ONLY):
         return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=OutputQuantizeConfig())
-    return layer
+    if isinstance(layer, FlatTokens):
+        return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=Default8BitQuantizeConfig([], [], False))
+    if isinstance(layer, TokenGroups):
+        return layer
+    return tfmot.quantization.keras.quantize_annotate_layer(layer)
 
 
 def activation_quantizers(model) -> list:
@@ -91,7 +101,6 @@ def make_qat_model(model, symmetric: bool = False):
         raise UserError("patt_lite_paper's batch-wise Attention cannot be quantized per sample; use patt_lite")
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
-    annotated = tfmot.quantization.keras.quantize_annotate_model(annotated)
     with quantize_scope():
         qat_model = tfmot.quantization.keras.quantize_apply(annotated)
     if symmetric:

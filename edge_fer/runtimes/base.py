@@ -1,6 +1,7 @@
 """One lifecycle for every runtime (Polygraphy-style): load / infer / close, used as a context manager.
 
-infer() takes float32 raw RGB pixels (batch, size, size, 3) and returns float32 probabilities
+infer() takes float32 raw RGB pixels (batch, size, size, 3) (a one-channel artifact also takes grey
+(batch, size, size, 1) and turns RGB into grey itself) and returns float32 probabilities
 (batch, classes); a runtime with int8 I/O quantizes and dequantizes inside, so callers never see it.
 infer() is prepare() then run(): prepare() checks the input and converts it to the artifact's own input
 format (int8 for a TFLite model with int8 input), run() feeds it and reads the probabilities back. The
@@ -20,6 +21,16 @@ import numpy as np
 from edge_fer.errors import UserError
 
 
+LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)  # RGB -> grey; sums to 1, so R = G = B stays itself
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 1): grey images (R = G = B) exactly, colour ones by luma."""
+    if np.array_equal(rgb[..., :1], rgb[..., 1:2]) and np.array_equal(rgb[..., :1], rgb[..., 2:]):
+        return rgb[..., :1]
+    return rgb @ LUMA
+
+
 @dataclass(frozen=True)
 class InputSpec:
     height: int
@@ -28,6 +39,9 @@ class InputSpec:
     max_batch: int | None = None  # None: any batch size
 
     def check(self, batch: np.ndarray) -> np.ndarray:
+        """The batch as contiguous float32; RGB becomes grey (ITU-R BT.601 luma) for a one-channel artifact."""
+        if self.channels == 1 and batch.ndim == 4 and batch.shape[-1] == 3:
+            batch = to_grey(np.asarray(batch, np.float32))
         if batch.ndim != 4 or tuple(batch.shape[1:]) != (self.height, self.width, self.channels):
             raise UserError(
                 f"input has shape {tuple(batch.shape)}, the artifact expects (batch, {self.height}, {self.width}, {self.channels})")

@@ -121,6 +121,35 @@ def test_every_artifact_carries_its_metadata(exported):
     assert report["parity_images"] == 200
 
 
+def test_the_grey_artifact_takes_one_channel_and_runs_only_its_stem_in_float(exported):
+    from ai_edge_litert.interpreter import Interpreter
+
+    root, results = exported
+    path = root / "artifacts" / "model-tflite-int8-grey.tflite"
+    interpreter = Interpreter(model_path=str(path))
+    detail = interpreter.get_input_details()[0]
+    assert list(detail["shape"][1:]) == [64, 64, 1] and detail["dtype"] == np.float32
+    tensors = {tensor["index"]: tensor for tensor in interpreter.get_tensor_details()}
+    conv_weights = [tensors[op["inputs"][1]]["dtype"] for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
+    assert conv_weights[0] == np.float32 and set(conv_weights[1:]) == {np.int8}
+    assert read_metadata(path)["input_shape"] == [64, 64, 1]
+    grey = np.random.default_rng(3).integers(0, 256, (6, 64, 64, 1)).astype(np.float32)
+    with runtime_for(path) as runner:  # RGB with R = G = B is the same image
+        np.testing.assert_array_equal(runner.infer(np.repeat(grey, 3, axis=-1)), runner.infer(grey))
+    assert results["tflite-int8-grey"]["top1_agreement"] >= 0.97
+
+
+def test_grey_formats_are_skipped_for_a_colour_dataset(exported, tmp_path, monkeypatch):
+    from edge_fer.export.exporter import COLOUR_DATASET_MESSAGE, ExportContext
+
+    monkeypatch.setattr(ExportContext, "dataset_is_grey", property(lambda ctx: False))
+    root, _ = exported
+    settings = ExportSettings(formats="tflite-int8-grey,tflite-fp32", calibration_images=16, parity_images=20)
+    grey, fp32 = export(root / "float", tmp_path, settings)
+    assert grey == {"format": "tflite-int8-grey", "status": "skipped", "reason": COLOUR_DATASET_MESSAGE}
+    assert fp32["status"] == "passed" and not (tmp_path / "model-tflite-int8-grey.tflite").exists()
+
+
 @pytest.mark.hostile("exit-codes")
 def test_failed_check_is_marked_and_the_command_exits_non_zero(exported, tmp_path, capsys):
     root, _ = exported

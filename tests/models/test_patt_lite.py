@@ -85,6 +85,28 @@ def test_macs_by_hand():
     assert model_summary(model)["macs"] == 6912 + 2304 + 640 + 480
 
 
+def test_token_rows_count_once_per_token_and_the_head_has_no_run_time_shapes():
+    import tensorflow as tf
+
+    from edge_fer.export.converters import keras_to_tflite
+    from edge_fer.models.layers import FlatTokens, TokenGroups
+
+    inputs = keras.Input((2, 2, 6))
+    rows = FlatTokens()(inputs)
+    x = keras.layers.Dense(5)(rows)  # 4 tokens * 6 * 5 = 120 per image
+    model = keras.Model(inputs, TokenGroups(4)(x))
+    assert [layer_macs(layer) for layer in model.layers[1:]] == [0, 120, 0]
+    images = np.random.default_rng(0).normal(size=(3, 2, 2, 6)).astype(np.float32)
+    expected = np.einsum("bhwc,cu->bhwu", images, model.layers[2].kernel.numpy()).reshape(3, 4, 5) + model.layers[2].bias.numpy()
+    np.testing.assert_allclose(model(images).numpy(), expected, atol=1e-5)
+
+    patt_lite = create_model("patt_lite", 8, 64, weights="none")
+    tflite = keras_to_tflite(patt_lite, "fp32")
+    ops = {detail["op_name"] for detail in tf.lite.Interpreter(model_content=tflite)._get_ops_details()}
+    assert {"RESHAPE", "FULLY_CONNECTED", "BATCH_MATMUL"} <= ops
+    assert not ops & {"SHAPE", "STRIDED_SLICE", "PACK", "GATHER", "REDUCE_PROD"}, ops
+
+
 def test_input_is_raw_rgb_pixels_and_112_derives_the_patch_kernel():
     model = create_model("patt_lite", 8, 112, weights="none")
     assert model.input_shape == (None, 112, 112, 3)
@@ -118,7 +140,7 @@ def test_alpha_narrows_the_backbone_patch_block_and_head(variant):
     assert narrow.get_layer("conv_pw_1").output_shape[-1] == wide.get_layer("conv_pw_1").output_shape[-1] // 2
     if variant == "patt_lite":
         assert narrow.get_layer("patch_pointwise").output_shape == (None, 2, 2, 128)
-        assert narrow.get_layer("token_dense").output_shape == (None, 4, 16)
+        assert narrow.get_layer("token_groups").output_shape == (None, 4, 16)
 
 
 @pytest.mark.hostile("malformed-input")

@@ -56,6 +56,19 @@ def test_comparator_feeds_the_same_inputs_to_every_runtime(exported):
     assert all(row.top1_agreement == 1.0 and row.max_abs_diff < 1e-4 for row in rows)
 
 
+def test_a_one_channel_spec_turns_rgb_into_grey():
+    from edge_fer.runtimes.base import InputSpec
+
+    spec = InputSpec(2, 2, 1)
+    grey = np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1) * 60 + 0.5
+    np.testing.assert_array_equal(spec.check(np.repeat(grey, 3, axis=-1)), grey)  # R = G = B: exactly itself
+    colour = np.zeros((1, 2, 2, 3), np.float32)
+    colour[..., 0] = 100  # pure red: luma 0.299 of it
+    np.testing.assert_allclose(spec.check(colour), np.full((1, 2, 2, 1), 29.9, np.float32), rtol=1e-6)
+    with pytest.raises(UserError, match=r"expects \(batch, 2, 2, 1\)"):
+        spec.check(np.zeros((1, 2, 2, 2), np.float32))
+
+
 def test_int8_io_round_trip():
     detail = {"quantization": (0.5, -10), "dtype": np.int8}
     values = np.array([-100.0, -5.0, 0.0, 3.2, 200.0], np.float32)
