@@ -33,10 +33,7 @@ def keras_to_tflite(model, precision: str, calibration: np.ndarray | None = None
     elif precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif precision == "int8":
-        if calibration is None or len(calibration) == 0:
-            raise ValueError("int8 needs calibration images")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative(calibration)
+        calibrate_on(converter, calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if int8_io:
             converter.inference_input_type = tf.int8
@@ -44,6 +41,16 @@ def keras_to_tflite(model, precision: str, calibration: np.ndarray | None = None
     elif precision != "fp32":
         raise ValueError(f"unknown TFLite precision {precision!r}")
     return converter.convert()
+
+
+def calibrate_on(converter, calibration: np.ndarray | None) -> None:
+    """Integer quantization of a TFLite converter, its ranges calibrated on `calibration` (raw pixels)."""
+    import tensorflow as tf
+
+    if calibration is None or len(calibration) == 0:
+        raise ValueError("int8 needs calibration images")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative(calibration)
 
 
 def keras_to_grey_keras(model):
@@ -82,11 +89,8 @@ def keras_to_tflite_float_stem(model, calibration: np.ndarray) -> bytes:
     import tensorflow as tf
     from tensorflow.lite.python import convert as tflite_convert
 
-    if calibration is None or len(calibration) == 0:
-        raise ValueError("int8 needs calibration images")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative(calibration)
+    calibrate_on(converter, calibration)
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's path; no public option)
     calibrated = converter.convert()

@@ -20,8 +20,6 @@ import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from edge_fer.models.layers import FlatTokens, TokenGroups, TokenSelfAttention
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (
-    Default8BitQuantizeConfig)
 
 quantizers = tfmot.quantization.keras.quantizers
 
@@ -48,13 +46,20 @@ class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return {}
 
 
+class NoQuantizeConfig(OutputQuantizeConfig):
+    """Nothing to quantize: what tfmot's registry gives Keras' Reshape, for our reshapes."""
+
+    def get_output_quantizers(self, layer):
+        return []
+
+
 OUTPUT_ONLY = (keras.layers.Rescaling, TokenSelfAttention)
 
 
 def quantize_scope():
     return tfmot.quantization.keras.quantize_scope(
         {"OutputQuantizeConfig": OutputQuantizeConfig, "TokenSelfAttention": TokenSelfAttention, "FlatTokens": FlatTokens,
-         "TokenGroups": TokenGroups, "Default8BitQuantizeConfig": Default8BitQuantizeConfig})
+         "TokenGroups": TokenGroups, "NoQuantizeConfig": NoQuantizeConfig})
 
 
 def annotate(layer):
@@ -64,7 +69,7 @@ def annotate(layer):
     if isinstance(layer, OUTPUT_ONLY):
         return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=OutputQuantizeConfig())
     if isinstance(layer, FlatTokens):
-        return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=Default8BitQuantizeConfig([], [], False))
+        return tfmot.quantization.keras.quantize_annotate_layer(layer, quantize_config=NoQuantizeConfig())
     if isinstance(layer, TokenGroups):
         return layer
     return tfmot.quantization.keras.quantize_annotate_layer(layer)
