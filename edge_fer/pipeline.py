@@ -32,7 +32,8 @@ SECTIONS = {"data": ["data"], "train": ["data", "model", "train"], "qat": ["qat"
 # before them stays cached instead of retraining for a setting it could not have had.
 LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [], "temperature": 4.0, "weight": 0.7},
                   ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): [],
-                  ("bench", "rounds"): 1, ("train", "draw_labels"): False}
+                  ("bench", "rounds"): 1, ("train", "draw_labels"): False,
+                  ("train", "label_smoothing"): 0.0, ("train", "mixup"): 0.0, ("train", "erasing"): 0.0}
 
 
 # Settings that change where or how a stage runs, not what it makes: a run trained on one machine and resumed on

@@ -133,7 +133,7 @@ def validate(config: PipelineConfig, base: Path) -> None:
     from edge_fer.formats import parse_formats
     from edge_fer.models import MODELS
     from edge_fer.targets import load_target
-    from edge_fer.train.config import check_label_drawing
+    from edge_fer.train.config import check_label_drawing, check_recipe
     from edge_fer.train.distribute import distribute_mode
 
     check_paths(config, Path.cwd())
@@ -149,6 +149,7 @@ def validate(config: PipelineConfig, base: Path) -> None:
             raise UserError(f"evaluate.label_modes: {mode!r} is not a label mode of {adapter.name} ({', '.join(adapter.label_modes)})")
     MODELS.get(config.model.variant)
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
+    check_recipe(config.train)
     parse_formats(config.export.formats)
     load_target(config.bench.target)
     if config.export.target:

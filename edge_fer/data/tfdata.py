@@ -24,9 +24,11 @@ class AugmentConfig:
 
 def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bool, seed: int = 0,
                  augment: AugmentConfig | None = None, soft_labels: bool = False, repeat: bool = False,
-                 draw_labels: bool = False):
+                 draw_labels: bool = False, one_hot: int = 0, mixup: float = 0.0, erasing: float = 0.0):
     """draw_labels (with soft labels, training only): Barsoum et al.'s probabilistic label drawing: each image's
-    target is a one-hot label drawn from its vote distribution, anew in every epoch."""
+    target is a one-hot label drawn from its vote distribution, anew in every epoch. one_hot (a class count): hard
+    labels as one row per class (for label smoothing and mixup). erasing and mixup (training only) draw after every other
+    draw, so a run without them augments exactly as before they existed."""
     import tensorflow as tf
 
     if draw_labels and not soft_labels:
@@ -35,6 +37,10 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
     targets = split.soft_labels if soft_labels else split.labels
     if targets is None:
         raise ValueError("soft labels were asked for but this split has none (use label mode 'probability')")
+    if mixup > 0 and not (soft_labels or one_hot):
+        raise ValueError("mixup blends labels: it needs soft or one-hot labels")
+    if one_hot and not soft_labels:
+        targets, soft_labels = np.eye(one_hot, dtype=np.float32)[targets], True
     dataset = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32 if soft_labels else np.int64)))
     if training:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -46,6 +52,7 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
     dataset = tf.data.Dataset.zip((keys, dataset.batch(batch_size, drop_remainder=False)))
     augment = augment if (training and augment is not None) else None
     draw_labels = draw_labels and training
+    erasing, mixup = (erasing, mixup) if training else (0.0, 0.0)
 
     def to_float(key, batch_and_labels):
         batch, labels = batch_and_labels
@@ -57,6 +64,10 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
             batch = apply_augment(batch, augment, draws, image_size)
         if draw_labels:  # after the augmentation's draws, so a run's augmentation does not change with this setting
             labels = draw_one_hot(labels, draws)
+        if erasing > 0:
+            batch = random_erase(batch, erasing, draws)
+        if mixup > 0:
+            batch, labels = mix_up(batch, labels, mixup, draws)
         return batch, labels
 
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -78,6 +89,47 @@ class BatchDraws:
         self.draws += 1  # a Python counter: the same draw order every trace
         key = tf.random.experimental.stateless_fold_in(self.key, self.draws)
         return tf.random.stateless_uniform(shape, seed=key, minval=minval, maxval=maxval)
+
+    def gamma(self, shape, alpha: float):
+        import tensorflow as tf
+
+        self.draws += 1
+        key = tf.random.experimental.stateless_fold_in(self.key, self.draws)
+        return tf.random.stateless_gamma(shape, seed=key, alpha=alpha)
+
+
+def random_erase(batch, probability: float, generator: "BatchDraws"):
+    """Zhong et al.'s random erasing: with this probability per image, a rectangle of 2-25% of its area, of aspect
+    ratio 0.3-3.3, is replaced by uniform noise."""
+    import tensorflow as tf
+
+    count, height, width = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+    chosen = generator.uniform([count]) < probability
+    area = generator.uniform([count], 0.02, 0.25)
+    aspect = tf.exp(generator.uniform([count], np.log(0.3), np.log(3.3)))
+    box_h, box_w = tf.minimum(tf.sqrt(area * aspect), 1.0), tf.minimum(tf.sqrt(area / aspect), 1.0)
+    top, left = generator.uniform([count]) * (1.0 - box_h), generator.uniform([count]) * (1.0 - box_w)
+    rows = (tf.cast(tf.range(height), tf.float32) + 0.5) / tf.cast(height, tf.float32)
+    cols = (tf.cast(tf.range(width), tf.float32) + 0.5) / tf.cast(width, tf.float32)
+    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + box_h)[:, None])
+    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + box_w)[:, None])
+    mask = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]
+    noise = generator.uniform(tf.shape(batch), 0.0, 255.0)
+    return tf.where(mask[..., None], noise, batch)
+
+
+def mix_up(batch, labels, alpha: float, generator: "BatchDraws"):
+    """Zhang et al.'s mixup within the batch: image i blended with image n-1-i by a weight from Beta(alpha, alpha),
+    its label alike."""
+    import tensorflow as tf
+
+    count = tf.shape(batch)[0]
+    first, second = generator.gamma([count], alpha), generator.gamma([count], alpha)
+    weight = first / (first + second)
+    images_weight = tf.reshape(weight, [-1, 1, 1, 1])
+    label_weight = tf.cast(tf.reshape(weight, [-1, 1]), labels.dtype)
+    mixed = images_weight * batch + (1.0 - images_weight) * tf.reverse(batch, axis=[0])
+    return mixed, label_weight * labels + (1.0 - label_weight) * tf.reverse(labels, axis=[0])
 
 
 def draw_one_hot(distributions, generator: BatchDraws):

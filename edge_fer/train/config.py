@@ -81,6 +81,10 @@ class TrainSection:
     # with data.label_mode = "probability": train on a label drawn from each image's vote distribution, anew every
     # epoch (Barsoum et al.'s probabilistic label drawing), instead of cross-entropy on the distribution itself
     draw_labels: bool = False
+    # recipe options for training from scratch; each is off at its default
+    label_smoothing: float = 0.0  # cross-entropy against (1 - s) · target + s / classes
+    mixup: float = 0.0  # Beta(a, a) of mixup (Zhang et al. 2018): each image blended with another, labels alike
+    erasing: float = 0.0  # probability of random erasing (Zhong et al. 2020): a rectangle of 2-25% of the image set to noise
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
     # "none", "mirrored" (every local GPU) or "multi_worker" (the TF_CONFIG cluster); false/true mean none/mirrored
     distribute: bool | Literal["none", "mirrored", "multi_worker"] = False
@@ -102,6 +106,15 @@ class TrainConfig:
     def finetune_layers(self) -> int:
         configured = self.train.finetune.unfreeze_layers
         return configured if configured is not None else PAPER_FINETUNE_LAYERS.get(self.data.dataset, 49)
+
+
+def check_recipe(train: TrainSection) -> None:
+    if not 0.0 <= train.label_smoothing < 1.0:
+        raise UserError(f"train.label_smoothing must be in [0, 1), not {train.label_smoothing}")
+    if train.mixup < 0:
+        raise UserError(f"train.mixup is the Beta(a, a) parameter: 0 (off) or more, not {train.mixup}")
+    if not 0.0 <= train.erasing <= 1.0:
+        raise UserError(f"train.erasing is a probability: from 0 to 1, not {train.erasing}")
 
 
 def check_label_drawing(draw_labels: bool, label_mode: str | None) -> None:

@@ -25,7 +25,7 @@ from edge_fer.data import FerDataset, load_dataset
 from edge_fer.data.base import Split
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
-from edge_fer.train.config import TrainConfig, check_label_drawing
+from edge_fer.train.config import TrainConfig, check_label_drawing, check_recipe
 from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, forget_cluster_token,
                                        is_peer_loss, load_weights_file, local_copy, restart_after_peer_loss,
                                        save_weights_file, weights_digest)
@@ -239,6 +239,7 @@ def train(config: TrainConfig) -> dict:
     placement = create_placement(config.train.distribute)  # before any other TensorFlow work
     stages = plan_stages(config)
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
+    check_recipe(config.train)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     check_shared_folder(placement, out)
@@ -248,6 +249,9 @@ def train(config: TrainConfig) -> dict:
     dataset = load_dataset(config.data.dataset, config.data.root, label_mode=config.data.label_mode, **config.data.options)
     train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
     soft = dataset.label_mode == "probability"
+    recipe = config.train
+    # label smoothing and mixup need a label per class: hard labels become one-hot rows
+    one_hot = len(dataset.classes) if not soft and (recipe.label_smoothing > 0 or recipe.mixup > 0) else 0
     keras.utils.set_random_seed(config.train.seed)
     def build(weights: str):
         return create_model(config.model.variant, len(dataset.classes), config.model.image_size, weights=weights,
@@ -263,14 +267,16 @@ def train(config: TrainConfig) -> dict:
     steps = config.train.steps_per_epoch or int(np.ceil(len(train_split) / batch))
     train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,
                               augment=config.train.augment, soft_labels=soft, repeat=True,
-                              draw_labels=config.train.draw_labels)
-    valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft)
+                              draw_labels=config.train.draw_labels, one_hot=one_hot, mixup=recipe.mixup,
+                              erasing=recipe.erasing)
+    valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft, one_hot=one_hot)
     calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(20)
     if placement.multi_worker:
         train_data, valid_data = shard_by_batch_share(train_data), shard_by_batch_share(valid_data)
     class_weight = (balanced_class_weights(train_split.labels, len(dataset.classes), config.train.class_weight_power)
                     if config.train.class_weights else None)
-    loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing) if soft or one_hot
+            else keras.losses.SparseCategoricalCrossentropy())
     metric = "accuracy"
     teachers = start_distillation(config, dataset.classes)
     if teachers:

@@ -98,3 +98,53 @@ def test_labels_are_drawn_for_training_only_and_without_changing_the_augmentatio
         return np.concatenate([batch.numpy() for batch, _ in dataset])
 
     np.testing.assert_array_equal(images(True), images(False))
+
+
+def recipe_batches(split, **recipe):
+    dataset = make_dataset(split, 24, 20, training=True, seed=4, augment=AugmentConfig(flip=True, contrast=0.2, zoom=0.1),
+                           **recipe)
+    images, labels = next(iter(dataset))
+    return images.numpy(), labels.numpy()
+
+
+def test_erasing_and_mixup_leave_the_rest_of_the_augmentation_as_it_was():
+    split = small_split()
+    plain_images, plain_labels = recipe_batches(split)
+    erased, erased_labels = recipe_batches(split, erasing=1.0)
+    np.testing.assert_array_equal(erased_labels, plain_labels)
+    changed = (erased != plain_images).any(axis=-1)  # (n, h, w): pixels the erasing replaced
+    for image_changed in changed:
+        rows, cols = np.nonzero(image_changed)
+        assert 0.02 * 24 * 24 * 0.5 <= len(rows) <= 0.25 * 24 * 24 * 1.3  # one rectangle of 2-25% of the image
+        box = image_changed[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.mean() > 0.9  # a rectangle (noise may equal a pixel by chance)
+    untouched, _ = recipe_batches(split, erasing=0.0)
+    np.testing.assert_array_equal(untouched, plain_images)
+
+
+def test_mixup_blends_each_image_and_its_one_hot_label_by_one_weight():
+    split = small_split()
+    plain_images, plain_labels = recipe_batches(split, one_hot=7)
+    assert plain_labels.shape == (20, 7) and set(np.unique(plain_labels)) == {0.0, 1.0}
+    mixed, mixed_labels = recipe_batches(split, one_hot=7, mixup=0.4)
+    np.testing.assert_allclose(mixed_labels.sum(axis=1), 1.0, rtol=1e-6)
+    partner = plain_labels[::-1]
+    for i in range(20):
+        if np.array_equal(plain_labels[i], partner[i]):
+            continue
+        weight = mixed_labels[i] @ plain_labels[i]  # the share of image i's own class
+        expected = weight * plain_images[i] + (1 - weight) * plain_images[::-1][i]
+        np.testing.assert_allclose(mixed[i], expected, atol=1e-3)
+    assert not np.allclose(mixed, plain_images)
+
+
+def test_recipe_values_out_of_range_are_refused_in_one_line():
+    import pytest
+
+    from edge_fer.errors import UserError
+    from edge_fer.train.config import TrainSection, check_recipe
+
+    for bad in ({"label_smoothing": 1.0}, {"mixup": -0.1}, {"erasing": 1.5}):
+        with pytest.raises(UserError, match=next(iter(bad))):
+            check_recipe(TrainSection(**bad))
+    check_recipe(TrainSection(label_smoothing=0.1, mixup=0.2, erasing=0.25))
