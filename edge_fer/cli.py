@@ -527,7 +527,7 @@ def cmd_engine(args) -> int:
     from edge_fer.export.exporter import engine_from_onnx, engine_plan
 
     plan = engine_plan(Path(args.source), args.precision, args.target, args.builder, args.tensorrt)
-    settings = {key: value for key, value in plan.items() if key not in ("config", "meta", "plan")}
+    settings = {key: value for key, value in plan.items() if key not in ("config", "meta", "plan", "files")}
     if args.dry_run:
         if args.json:
             ui.print_json(settings)
@@ -538,6 +538,11 @@ def cmd_engine(args) -> int:
                      soft_wrap=True, highlight=False)
         ui.out.print(f"source: {plan['onnx']}  rule check: {'passed' if plan['rule_check']['passed'] else 'FAILED'}",
                      soft_wrap=True, highlight=False)
+        implicit = plan["implicit_quantization"]
+        if implicit:
+            ui.out.print(f"DLA int8 by implicit quantization (DLA runs no Q/DQ graph): {implicit['onnx']} (the Q/DQ-free "
+                         f"model of {implicit['from']}) and the calibration cache {implicit['calibration_cache']} "
+                         f"({implicit['scales']} scales from the QDQ file)", soft_wrap=True, highlight=False)
         ui.out.print("trtexec: " + " ".join(plan["trtexec_command"]), soft_wrap=True, highlight=False)
         ui.out.print("python API: " + ", ".join(f"{key}={value}" for key, value in plan["python_api"].items()),
                      soft_wrap=True, highlight=False)

@@ -1,5 +1,7 @@
 """User-facing errors: the CLI prints their message on one line and exits with code 2."""
 
+from __future__ import annotations
+
 
 class UserError(Exception):
     """A mistake the user can fix (bad path, bad file, bad option). Never shown with a traceback."""

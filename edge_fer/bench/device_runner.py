@@ -28,6 +28,7 @@ def score(runner, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def run(args) -> dict:
+    from edge_fer.bench.board import PowerMonitor, find_program
     from edge_fer.bench.host import OtherLoad, host_facts
     from edge_fer.bench.timing import TimingSettings, offline, single_stream
     from edge_fer.artifacts import format_of_artifact
@@ -47,10 +48,13 @@ def run(args) -> dict:
             pool = to_float_rgb(images[:64])
         else:
             pool = np.random.default_rng(0).uniform(0, 255, (16, spec.height, spec.width, spec.channels)).astype(np.float32)
-        with OtherLoad() as load:
+        on_jetson = find_program("tegrastats") is not None or find_program("nvpmodel") is not None
+        with PowerMonitor() as monitor, OtherLoad() as load:
             timed = single_stream(runner, pool, settings, keep_latencies=args.keep_latencies)
-        result = {"format": export_format.name, "load_s": load_s, "single_stream": timed,
+        result = {"format": export_format.name, "load_s": load_s, "single_stream": timed, "timed_by": "edge_fer runner",
                   "host": host_facts(args.threads, load.cores)}
+        if on_jetson:  # power mode, clocks, temperatures around the block; energy per image from VDD_IN
+            result["power"] = monitor.record(timed.get("qps"))
         if export_format.batchable and args.offline_batch > 1 and not args.latency_only:
             result["offline"] = offline(runner, pool, settings)
         if images is not None and not args.latency_only:

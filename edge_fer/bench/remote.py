@@ -19,11 +19,13 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # The device needs these modules only: numpy and the runtime do the rest (no TensorFlow).
 RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.py", "runtimes/base.py",
                   "runtimes/litert.py", "runtimes/onnxruntime_runtime.py", "runtimes/tensorrt_runtime.py",
-                  "bench/__init__.py", "bench/timing.py", "bench/host.py", "bench/device_runner.py", "formats.py", "artifacts.py")
+                  "bench/__init__.py", "bench/timing.py", "bench/host.py", "bench/device_runner.py", "bench/board.py",
+                  "bench/engine_job.py", "engine_info.py", "formats.py", "artifacts.py")
 RUN_SCRIPT = """#!/bin/sh
 # Benchmark every artifact in this bundle: ./run.sh [python3]
 cd "$(dirname "$0")"
 PY="${1:-python3}"
+PYTHONPATH=lib "$PY" lib/edge_fer/bench/board.py --check || exit $?
 for artifact in artifacts/*.tflite artifacts/*.onnx artifacts/*.engine; do
   [ -e "$artifact" ] || continue
   images=""; [ -f data/images-$(basename "$artifact").npy ] && images="--images data/images-$(basename "$artifact").npy"
@@ -47,8 +49,9 @@ def ssh_command(target: Target, argv: list[str]) -> list[str]:
     return ["ssh", *ssh_options(target), "--", target.ssh, shlex.join(argv)]
 
 
-def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None) -> bytes:
-    """A .tar.gz with lib/edge_fer (runner only), artifacts/ (+ metadata), data/ and run.sh."""
+def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None, extra: dict[str, bytes] | None = None) -> bytes:
+    """A .tar.gz with lib/edge_fer (runner only), artifacts/ (+ metadata), data/, run.sh and `extra` files (the
+    engine jobs: their ONNX sources, calibration caches and job files)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:  # file contents, never links
         for module in RUNNER_MODULES:
@@ -59,10 +62,10 @@ def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None) -
                 tar.add(sidecar_path(artifact), arcname=f"artifacts/{sidecar_path(artifact).name}")
         for artifact_name, image_file in (images or {}).items():
             tar.add(image_file, arcname=f"data/images-{artifact_name}.npy")
-        script = RUN_SCRIPT.encode()
-        info = tarfile.TarInfo("run.sh")
-        info.size, info.mode = len(script), 0o755
-        tar.addfile(info, io.BytesIO(script))
+        for name, data in {**(extra or {}), "run.sh": RUN_SCRIPT.encode()}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755 if name == "run.sh" else 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_fer import ui
-from edge_fer.bench import store
+from edge_fer.bench import board_engines, remote, store
 from edge_fer.bench.timing import TimingSettings
 from edge_fer.errors import UserError
 from edge_fer.artifacts import file_sha256, read_metadata
@@ -90,9 +90,8 @@ def run_local(path: Path, images: Path | None, settings: BenchSettings, threads:
 
 
 def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings) -> dict:
-    """trtexec's own timing of an engine, with the flags the target's TensorRT parses. A missing trtexec is
-    this artifact's failed row (with the reason), not the end of the run."""
-    from edge_fer.bench import remote
+    """trtexec's own timing of an engine on this machine, with the flags the target's TensorRT parses. A missing
+    trtexec is this artifact's failed row (with the reason), not the end of the run."""
     from edge_fer.bench.trtexec import parse_trtexec
     from edge_fer.export.tensorrt import JETPACK_TRTEXEC, EngineBuildConfig, find_trtexec, trtexec_bench_command
 
@@ -100,26 +99,24 @@ def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings
     config = EngineBuildConfig.from_target(target, facts["format"].precision, facts["image_size"],
                                            input_name=build.get("input_name", "pixels"))
     duration = max(1, int(settings.min_duration_s))
-    if target.access == "ssh":
-        trtexec = target.tensorrt.trtexec or (JETPACK_TRTEXEC if target.kind == "jetson" else "trtexec")
-        argv = trtexec_bench_command(Path(remote.remote_root(target)) / "artifacts" / path.name, config,
-                                     duration_s=duration, trtexec=trtexec)
-        output = remote.run_ssh(target, argv).stdout.decode(errors="replace")
-    else:
-        trtexec = find_trtexec(target.tensorrt.trtexec)
-        if trtexec is None:
-            where = target.tensorrt.trtexec or f"PATH or {JETPACK_TRTEXEC}"
-            return {"error": f"trtexec not found ({where}); install TensorRT or set trtexec = PATH in targets/{target.name}.toml"}
-        try:
-            output = subprocess.run(trtexec_bench_command(path, config, duration_s=duration, trtexec=trtexec),
-                                    capture_output=True, text=True).stdout
-        except OSError as error:
-            return {"error": f"could not run {trtexec}: {error.strerror}"}
+    trtexec = find_trtexec(target.tensorrt.trtexec)
+    if trtexec is None:
+        where = target.tensorrt.trtexec or f"PATH or {JETPACK_TRTEXEC}"
+        return {"error": f"trtexec not found ({where}); install TensorRT or set trtexec = PATH in targets/{target.name}.toml"}
+    try:
+        result = subprocess.run(trtexec_bench_command(path, config, duration_s=duration, trtexec=trtexec),
+                                capture_output=True, text=True)
+    except OSError as error:
+        return {"error": f"could not run {trtexec}: {error.strerror}"}
+    output = result.stdout
+    if result.returncode != 0:
+        lines = " | ".join((result.stdout + result.stderr).strip().splitlines()[-8:])
+        return {"error": f"trtexec exited {result.returncode}: {lines}"}
     parsed = parse_trtexec(output)
     latency = parsed["latency_ms"]
     if latency["median"] is None:
         return {"error": "trtexec printed no latency summary"}
-    return {"format": facts["format"].name, "trtexec": parsed,
+    return {"format": facts["format"].name, "trtexec": parsed, "timed_by": "trtexec",
             "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
                               "mean_ms": latency["mean"], "qps": parsed["throughput_qps"]}}
 
@@ -194,27 +191,75 @@ def checked_facts(artifacts: list[str | Path]) -> list[dict]:
 
 def bench_target(every_facts: list[dict], target: Target, settings: BenchSettings, dataset_spec: dict | None, bar,
                  run_id: str) -> list[dict]:
-    from edge_fer.bench import remote
-
     threads = settings.threads or target.threads
     rows: list[dict | None] = [None] * len(every_facts)
     with tempfile.TemporaryDirectory() as folder:
         scoring = ScoringData(dataset_spec, Path(folder))
+        board = on_board(target, every_facts, settings) if target.access == "ssh" else None
         planned = []  # (position, facts)
         for position, facts in enumerate(every_facts):
-            problem = check_artifact(facts, target, scoring)
+            if board and position in board["sources_only"]:
+                continue  # an ONNX file given only to build engines from
+            problem = check_artifact(facts, target, scoring) or (board and board["prebuilt_problems"].get(position))
             if problem:
                 rows[position] = to_row(run_id, target, facts, {"error": problem}, scoring)
-            else:
+            elif not (board and position in board["prebuilt"]):
                 planned.append((position, facts))
-        if target.access == "ssh" and planned:
-            images = {f["path"].name: scoring.images_for(f["image_size"]) for _, f in planned if scoring.dataset is not None}
-            remote.upload_bundle(target, remote.build_bundle([f["path"] for _, f in planned], images))
+        if board:
+            rows += [to_row(run_id, target, facts, {"error": reason}, scoring) for facts, reason in board["refused"]]
+            planned += [(len(rows) + index, job.facts) for index, job in enumerate(board["jobs"])]
+            rows += [None] * len(board["jobs"])
+            if planned:
+                python_rows = [f for _, f in planned if "engine_key" not in f]
+                images = {f["path"].name: scoring.images_for(f["image_size"]) for f in python_rows if scoring.dataset is not None}
+                remote.upload_bundle(target, remote.build_bundle([f["path"] for f in python_rows], images,
+                                                                 board_engines.bundle_files(board["jobs"])))
         measured = measure_in_rounds(planned, target, scoring, settings, threads, bar)
         for position, facts in planned:
             rows[position] = to_row(run_id, target, facts, measured[position], scoring)
-    store.insert(settings.store, [row for row in rows if "created" in row])
-    return rows
+            if board:
+                rows[position]["metrics"]["board"] = board["facts"]
+    done = [row for row in rows if row is not None]
+    store.insert(settings.store, done)
+    return done
+
+
+def on_board(target: Target, every_facts: list[dict], settings: BenchSettings) -> dict:
+    """An SSH target: the board checked before anything is uploaded, and what it will do with each file. Where it
+    builds with trtexec, the ONNX files are engine sources (a row only if the target runs them with onnxruntime),
+    engines are built there, and a prebuilt engine runs only if its record matches the board."""
+    from edge_fer.formats import get_format
+
+    facts_of_board = board_engines.probe_board(target)
+    board_engines.check_board(target, facts_of_board)
+    board = {"facts": facts_of_board, "sources_only": set(), "prebuilt": set(), "prebuilt_problems": {}, "jobs": [],
+             "refused": []}
+    if not target.tensorrt.use_trtexec:
+        return board
+    duration = max(1, int(settings.min_duration_s))
+    source_formats = {f"onnx-{kind}" for kind in ("fp32", "fp16", "int8-qdq")}
+    for position, facts in enumerate(every_facts):
+        name = facts["format"].name
+        if name in source_formats and name not in target.formats:
+            board["sources_only"].add(position)
+        if facts["format"].runtime == "tensorrt":
+            board["prebuilt"].add(position)
+    problem = board_engines.engine_problem(target, facts_of_board)
+    if problem:
+        sources = [f for f in every_facts if f["format"].name in source_formats]
+        engines = [f"tensorrt-{p}" for p in target.tensorrt.precisions if f"tensorrt-{p}" in target.formats]
+        board["refused"] = [({**sources[0], "format": get_format(name)}, problem) for name in engines] if sources else []
+        board["prebuilt_problems"] = {position: problem for position in board["prebuilt"]}
+        return board
+    board["jobs"] = board_engines.plan_jobs(target, every_facts, facts_of_board, duration)
+    for position in sorted(board["prebuilt"]):
+        facts = every_facts[position]
+        reason = board_engines.prebuilt_problem(facts, facts_of_board)
+        if reason:
+            board["prebuilt_problems"][position] = reason
+        else:
+            board["jobs"].append(board_engines.prebuilt_job(facts, facts_of_board, duration))
+    return board
 
 
 def measure_in_rounds(planned: list, target: Target, scoring: ScoringData, settings: BenchSettings,
@@ -250,8 +295,8 @@ def measure_in_rounds(planned: list, target: Target, scoring: ScoringData, setti
 
 def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSettings, threads: int | None,
             round_index: int = 0) -> dict:
-    from edge_fer.bench import remote
-
+    if "engine_key" in facts:  # built (or prebuilt) and timed by trtexec on the board: one run, not rounds
+        return board_engines.run_job(target, facts["engine_key"]) if round_index == 0 else {"single_stream": {}}
     if facts["format"].runtime == "tensorrt" and target.tensorrt.use_trtexec:
         # trtexec times by its own rules (warm-up, duration, its own statistics): one run, not rounds
         return run_trtexec(facts["path"], target, facts, settings) if round_index == 0 else {"single_stream": {}}

@@ -146,6 +146,17 @@ class EngineBuilder:
     trtexec: str | None = None  # trtexec's path, for kind "trtexec"
 
 
+def builder_version(found: str | None, target, builder: str) -> str | None:
+    """The version flags are planned for: the builder's own where one is here (refused in one line if the target
+    says another TensorRT family), else the target's, for a plan built elsewhere."""
+    from edge_fer.export import tensorrt
+
+    if found is None:
+        return target.device.tensorrt
+    tensorrt.check_version_matches(found, target.device.tensorrt, builder)
+    return found
+
+
 def choose_engine_builder(target) -> EngineBuilder:
     """A target says which TensorRT and which builder; without one, the Python API where the tensorrt package
     and a GPU are here, else a trtexec found on PATH or in JetPack's folder (its version read from its banner)."""
@@ -153,12 +164,14 @@ def choose_engine_builder(target) -> EngineBuilder:
 
     if target is not None:
         if target.tensorrt.use_trtexec:
-            return EngineBuilder("trtexec", target.device.tensorrt, tensorrt.find_trtexec(target.tensorrt.trtexec))
-        return EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, target.device.tensorrt)
+            path = tensorrt.find_trtexec(target.tensorrt.trtexec)
+            return EngineBuilder("trtexec", builder_version(path and tensorrt.trtexec_version(path), target, f"trtexec ({path})"),
+                                 path)
+        installed = tensorrt.installed_tensorrt()
+        version = builder_version(installed, target, "the tensorrt Python package")
+        return EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, version)
     if tensorrt.tensorrt_available():
-        import tensorrt as trt
-
-        return EngineBuilder("python-api", trt.__version__)
+        return EngineBuilder("python-api", tensorrt.installed_tensorrt())
     trtexec = tensorrt.find_trtexec()
     if trtexec is not None:
         return EngineBuilder("trtexec", tensorrt.trtexec_version(trtexec), trtexec)
@@ -235,11 +248,17 @@ def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -
 
     if plan.kind == "trtexec":
         temporary = out.with_name(f".partial-{out.name}")
-        log = tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config, plan.trtexec)
+        layer_info = out.with_name(f".partial-{out.name}.layers.json")
+        try:
+            log = tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config, plan.trtexec, layer_info)
+            inspected = tensorrt.trtexec_layer_precision(layer_info)
+        finally:
+            layer_info.unlink(missing_ok=True)
         temporary.replace(out)
-        return tensorrt.engine_record(config, "trtexec", version_from_trtexec_banner(log) or config.tensorrt)
-    atomic_write_bytes(out, tensorrt.onnx_to_engine(onnx_path, config))
-    return tensorrt.engine_record(config, "python-api", config.tensorrt)
+        return tensorrt.engine_record(config, "trtexec", version_from_trtexec_banner(log) or config.tensorrt, inspected)
+    serialized, inspected = tensorrt.onnx_to_engine_inspected(onnx_path, config)
+    atomic_write_bytes(out, serialized)
+    return tensorrt.engine_record(config, "python-api", config.tensorrt, inspected)
 
 
 def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
@@ -344,7 +363,7 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     """What `edge-fer engine` will do, without building: the ONNX it builds from, the TensorRT version and
     builder, the rule check, the trtexec command line and the Python API settings."""
     from edge_fer.export import tensorrt
-    from edge_fer.export.tensorrt_rules import check_tensorrt_file
+    from edge_fer.export.tensorrt_rules import check_tensorrt, check_tensorrt_file
     from edge_fer.export.tensorrt_support import get_support
     from edge_fer.targets import load_target
 
@@ -352,10 +371,15 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     plan = choose_engine_builder(target)
     if builder == "trtexec" and plan.kind != "trtexec":
         path = tensorrt.find_trtexec(target.tensorrt.trtexec if target else None)
-        plan = EngineBuilder("trtexec", plan.tensorrt or (tensorrt.trtexec_version(path) if path else None), path)
+        found = tensorrt.trtexec_version(path) if path else None  # flags for the trtexec that will run
+        if found and (target is not None or plan.tensorrt):
+            tensorrt.check_version_matches(found, plan.tensorrt, f"trtexec ({path})")
+        plan = EngineBuilder("trtexec", found or plan.tensorrt, path)
     elif builder == "python-api":
         plan = EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, plan.tensorrt)
     if tensorrt_version:
+        if plan.kind is not None and plan.tensorrt:
+            tensorrt.check_version_matches(plan.tensorrt, tensorrt_version, f"the {plan.kind} builder here")
         plan.tensorrt = tensorrt_version
     support = get_support(plan.tensorrt)
     onnx_path = Path(source)
@@ -372,11 +396,25 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     else:
         config = tensorrt.EngineBuildConfig(precision, image_size=size, input_name=input_name, tensorrt=plan.tensorrt)
     dla = config.dla_core is not None
-    check = check_tensorrt_file(onnx_path, support, dla=dla, gpu_fallback=config.gpu_fallback)
+    implicit, files = None, {}
+    if tensorrt.implicit_int8(config):  # DLA runs no Q/DQ graph: the QDQ file's scales go into a calibration cache
+        from edge_fer.export.dla import qdq_file_to_implicit
+
+        plain, cache = qdq_file_to_implicit(onnx_path, plan.tensorrt or "10.0.0")
+        build_from, cache_path = onnx_path.with_name(onnx_path.stem + ".dla.onnx"), onnx_path.with_name(onnx_path.stem + ".dla.cache")
+        files = {build_from: plain, cache_path: cache.encode()}
+        config.calibration_cache = str(cache_path)
+        implicit = {"from": str(onnx_path), "onnx": str(build_from), "calibration_cache": str(cache_path),
+                    "scales": len(cache.splitlines()) - 1, "builder_flags": config.builder_flags()}
+        check = check_tensorrt(_load_onnx_bytes(plain), support, dla=True, gpu_fallback=config.gpu_fallback)
+    else:
+        build_from = onnx_path
+        check = check_tensorrt_file(onnx_path, support, dla=dla, gpu_fallback=config.gpu_fallback)
     trtexec = plan.trtexec or "trtexec"
-    return {"onnx": str(onnx_path), "precision": precision, "builder": plan.kind, "plan": plan, "tensorrt": support.label,
+    return {"onnx": str(build_from), "precision": precision, "builder": plan.kind, "plan": plan, "tensorrt": support.label,
             "gpu": tensorrt.gpu_info(), "rule_check": check.as_dict(), "meta": meta, "config": config,
-            "trtexec_command": tensorrt.trtexec_build_command(onnx_path, Path("ENGINE"), config, trtexec),
+            "implicit_quantization": implicit, "files": files,
+            "trtexec_command": tensorrt.trtexec_build_command(build_from, Path("ENGINE"), config, trtexec),
             "python_api": {"network_flags": "EXPLICIT_BATCH" if support.explicit_batch_flag else "0 (explicit batch always)",
                            "strongly_typed": support.strongly_typed, "builder_flags": config.builder_flags(),
                            "workspace": ("set_memory_pool_limit(WORKSPACE, " if support.memory_pool_api
@@ -384,6 +422,12 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
                            "builder_optimization_level": config.builder_optimization_level if support.optimization_level else None,
                            "profile": [config.shape(config.min_batch), config.shape(config.opt_batch), config.shape(config.max_batch)],
                            "dla_core": config.dla_core}}
+
+
+def _load_onnx_bytes(data: bytes):
+    import onnx
+
+    return onnx.load_from_string(data)
 
 
 def _onnx_input_size(onnx_path: Path) -> int:
@@ -406,6 +450,8 @@ def engine_from_onnx(plan: dict, out: Path, reference: Path | None = None, image
                         f"see `edge-fer check tensorrt {plan['onnx']}`")
     config, onnx_path = plan["config"], Path(plan["onnx"])
     out.parent.mkdir(parents=True, exist_ok=True)
+    for path, data in plan.get("files", {}).items():  # the Q/DQ-free ONNX and calibration cache of a DLA int8 build
+        atomic_write_bytes(path, data)
     built = build_engine_file(onnx_path, out, config, plan["plan"])
     record = {**plan["meta"], "format": f"tensorrt-{config.precision}", "precision": config.precision, "runtime": "tensorrt",
               "source_model": str(onnx_path), "source_model_sha256": file_sha256(onnx_path), "engine": built,

@@ -36,6 +36,7 @@ class EngineBuildConfig:
     opt_batch: int = 1
     max_batch: int = 8
     tensorrt: str | None = None  # the TensorRT version that builds it (None: the table's default, 10.x)
+    calibration_cache: str | None = None  # implicit int8 (DLA): the scales, from the QDQ file (export/dla.py)
 
     @classmethod
     def from_target(cls, target: Target, precision: str, image_size: int, input_name: str = "pixels", **overrides):
@@ -83,7 +84,8 @@ def engine_source(precision: str, support: TensorRTSupport) -> str:
     return "onnx-fp16" if precision == "fp16" and support.strongly_typed else "onnx-fp32"
 
 
-def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str = "trtexec") -> list[str]:
+def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str = "trtexec",
+                          layer_info: Path | None = None) -> list[str]:
     """The trtexec command line that builds the same engine as the Python API (an argument list, no shell),
     with only the flags config.tensorrt's trtexec parses."""
     support = config.support
@@ -99,9 +101,18 @@ def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuil
         command.append(f"--useDLACore={config.dla_core}")
         if config.gpu_fallback:
             command.append("--allowGPUFallback")
+    if config.calibration_cache:
+        command.append(f"--calib={config.calibration_cache}")
     if config.timing_cache:
         command.append(f"--timingCacheFile={config.timing_cache}")
+    if layer_info is not None and support.layer_info:
+        command += ["--profilingVerbosity=detailed", f"--exportLayerInfo={layer_info}"]
     return command
+
+
+def implicit_int8(config: EngineBuildConfig) -> bool:
+    """DLA int8 is built by implicit quantization: a Q/DQ-free ONNX and a calibration cache, not the QDQ file."""
+    return config.precision == "int8" and config.dla_core is not None
 
 
 def trtexec_bench_command(engine_path: Path, config: EngineBuildConfig, batch: int = 1, duration_s: int = 10,
@@ -154,10 +165,13 @@ def gpu_info() -> dict | None:
     return {"gpu": name, "compute_capability": capability, "driver": driver}
 
 
-def engine_record(config: EngineBuildConfig, builder: str, tensorrt_version: str | None) -> dict:
+def engine_record(config: EngineBuildConfig, builder: str, tensorrt_version: str | None, inspected: dict | None = None) -> dict:
     """What makes an engine valid: the GPU and TensorRT version that built it, and how. The version is the
-    builder's own (the Python package's, or the one trtexec printed), so a trtexec build needs no Python TensorRT."""
-    return {"tensorrt": tensorrt_version, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config)}
+    builder's own (the Python package's, or the one trtexec printed), so a trtexec build needs no Python TensorRT.
+    The precision is the built engine's own where it could be read back (inspected), else the request's."""
+    inspected = inspected or {"precision_built": None, "precision_source": "not read back"}
+    return {"tensorrt": tensorrt_version, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config),
+            "precision": config.precision, **inspected}
 
 
 def configure_builder(trt, builder, network, config: EngineBuildConfig):
@@ -171,6 +185,7 @@ def configure_builder(trt, builder, network, config: EngineBuildConfig):
         builder_config.max_workspace_size = config.workspace_mb << 20
     if support.optimization_level:
         builder_config.builder_optimization_level = config.builder_optimization_level
+    builder_config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer data types readable afterwards
     for flag in config.builder_flags():
         builder_config.set_flag(getattr(trt.BuilderFlag, flag))
     if config.dla_core is not None:
@@ -191,10 +206,48 @@ def network_flags(trt, support: TensorRTSupport) -> int:
     return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH) if support.explicit_batch_flag else 0
 
 
+def check_version_matches(builder_version: str, planned: str | None, builder: str) -> None:
+    """Flags and the ONNX source were chosen for `planned`; a builder of another TensorRT family would build
+    something else (11.x ignores precision flags: an fp32 engine labelled fp16). One line, and no build."""
+    from edge_fer.export.tensorrt_support import same_family
+
+    if planned and not same_family(builder_version, planned):
+        raise UserError(f"{builder} is TensorRT {builder_version} but the plan is for TensorRT {planned}: install "
+                        f"TensorRT {planned} or set [device] tensorrt = \"{builder_version}\" in the target file; nothing built")
+
+
+def installed_tensorrt() -> str | None:
+    """The tensorrt Python package's version, GPU or not."""
+    try:
+        import tensorrt
+    except ImportError:
+        return None
+    return str(getattr(tensorrt, "__version__", "") or "") or None
+
+
+def inspect_precision(trt, serialized: bytes) -> dict:
+    """The built engine's layer data types and what they make it, read back through IEngineInspector."""
+    import json
+
+    from edge_fer.engine_info import built_precision, layer_datatypes
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(serialized)
+    inspector = engine.create_engine_inspector()
+    counts = layer_datatypes(json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON)))
+    return {"layer_datatypes": counts, "precision_built": built_precision(counts), "precision_source": "IEngineInspector"}
+
+
 def onnx_to_engine(onnx_path: Path, config: EngineBuildConfig) -> bytes:
     """Build a serialized engine with the installed TensorRT's Python API."""
+    return onnx_to_engine_inspected(onnx_path, config)[0]
+
+
+def onnx_to_engine_inspected(onnx_path: Path, config: EngineBuildConfig) -> tuple[bytes, dict]:
+    """The serialized engine and its precision as read back from it."""
     import tensorrt as trt
 
+    check_version_matches(trt.__version__, config.tensorrt, "the tensorrt Python package")
     config.tensorrt = trt.__version__
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -209,16 +262,30 @@ def onnx_to_engine(onnx_path: Path, config: EngineBuildConfig) -> bytes:
         raise RuntimeError(f"TensorRT could not build a {config.precision} engine from {onnx_path}")
     if config.timing_cache:
         Path(config.timing_cache).write_bytes(bytes(timing_cache.serialize()))
-    return bytes(serialized)
+    return bytes(serialized), inspect_precision(trt, bytes(serialized))
 
 
-def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str | None = None) -> str:
+def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBuildConfig, trtexec: str | None = None,
+                           layer_info: Path | None = None) -> str:
     """Build with trtexec (where that is what the device has); returns trtexec's log."""
     trtexec = trtexec or find_trtexec()
     if trtexec is None:
         raise UserError(f"trtexec not found on PATH or at {JETPACK_TRTEXEC}; install TensorRT or set "
                         "trtexec = PATH in the target's [tensorrt] section")
-    result = subprocess.run(trtexec_build_command(onnx_path, engine_path, config, trtexec), capture_output=True, text=True)
+    result = subprocess.run(trtexec_build_command(onnx_path, engine_path, config, trtexec, layer_info), capture_output=True,
+                            text=True)
     if result.returncode != 0:
         raise RuntimeError(f"trtexec failed ({result.returncode}): {result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result.stdout
+
+
+def trtexec_layer_precision(layer_info: Path) -> dict:
+    """A trtexec build's engine data types, from its --exportLayerInfo file (absent before TensorRT 8.4)."""
+    import json
+
+    from edge_fer.engine_info import built_precision, layer_datatypes
+
+    if not layer_info.is_file():
+        return {"precision_built": None, "precision_source": "not readable: this trtexec has no --exportLayerInfo"}
+    counts = layer_datatypes(json.loads(layer_info.read_text()))
+    return {"layer_datatypes": counts, "precision_built": built_precision(counts), "precision_source": "layer information"}

@@ -44,7 +44,7 @@ ORDER = ("8.2", "8.5", "8.6", "10", "11")
 
 DLA_OPS = frozenset("""
 Conv ConvTranspose Gemm Relu Sigmoid Tanh Clip LeakyRelu MaxPool AveragePool GlobalAveragePool GlobalMaxPool Add Sub
-Mul Max Min Div BatchNormalization LRN Concat Resize Slice Softmax Abs PRelu QuantizeLinear DequantizeLinear
+Mul Max Min Div BatchNormalization LRN Concat Resize Slice Softmax Abs PRelu
 Identity Constant Reshape Flatten Transpose
 """.split())
 SHAPE_OPS = frozenset({"Shape", "Gather", "Unsqueeze", "Squeeze", "Cast", "ReduceProd", "Constant", "ConstantOfShape"})
@@ -141,6 +141,9 @@ def check_qdq_node(graph: Graph, node, support: TensorRTSupport, weight_axes: di
     if zero_point is None:
         if node.op_type == "QuantizeLinear":
             problems.append(f"{name}: QuantizeLinear without a zero point quantizes to uint8; give an int8 zero point of 0")
+        elif support.dq_zero_point:
+            problems.append(f"{name}: TensorRT {support.label}'s ONNX parser needs DequantizeLinear's zero point input; "
+                            "give an int8 zero point of 0")
     elif zero_point not in graph.constants:
         problems.append(f"{name}: zero point {zero_point} is computed at run time; TensorRT needs a constant 0")
     elif np.any(graph.constants[zero_point] != 0):
@@ -196,7 +199,12 @@ def check_dla(graph: Graph, gpu_fallback: bool) -> tuple[list[str], list[str]]:
     """(problems, notes): layers DLA does not run. A MatMul with constant weights is a fully connected layer
     (DLA runs it); a MatMul of two activations (attention scores) is not."""
     counts: dict[str, int] = {}
+    qdq = sum(node.op_type in QDQ_OPS for node in graph.graph.node)
+    implicit_only = [f"{qdq} Q/DQ nodes: DLA runs implicit quantization only; build DLA int8 from the Q/DQ-free "
+                     "model and a calibration cache (edge-fer engine does this for DLA targets)"] if qdq else []
     for node in graph.graph.node:
+        if node.op_type in QDQ_OPS:
+            continue
         if node.op_type == "MatMul":
             op = None if _constant_behind(graph, node.input[1]) else "MatMul of two activations"
         else:
@@ -205,8 +213,8 @@ def check_dla(graph: Graph, gpu_fallback: bool) -> tuple[list[str], list[str]]:
             counts[op] = counts.get(op, 0) + 1
     lines = [f"{count} × {op} cannot run on DLA" for op, count in sorted(counts.items())]
     if gpu_fallback:
-        return [], [line + " (falls back to the GPU)" for line in lines]
-    return [line + " and GPU fallback is off" for line in lines], []
+        return implicit_only, [line + " (falls back to the GPU)" for line in lines]
+    return implicit_only + [line + " and GPU fallback is off" for line in lines], []
 
 
 def _constant_behind(graph: Graph, tensor: str) -> bool:

@@ -11,7 +11,7 @@ TensorRT each JetPack ships). The builder (tensorrt.py), the trtexec command lin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edge_fer.errors import UserError
 
@@ -28,6 +28,9 @@ class TensorRTSupport:
     optimization_level: bool  # builder_optimization_level / --builderOptimizationLevel (8.6+)
     percentile_list: bool  # --percentile=90,95,99 (8.6+); before, one float
     dla: bool  # DLA builds possible with this release on Jetson
+    layer_info: bool = True  # trtexec --exportLayerInfo / --profilingVerbosity=detailed (8.4+): precisions readable
+    dq_zero_point: bool = False  # the 8.x ONNX parser needs DequantizeLinear's zero point input too
+    implicit_int8: bool = True  # --calib / IInt8Calibrator (implicit quantization; removed in 11.x)
 
     @property
     def label(self) -> str:
@@ -35,12 +38,14 @@ class TensorRTSupport:
 
 
 SUPPORT: tuple[TensorRTSupport, ...] = (
-    TensorRTSupport("8.2", "4.6", 13, ("INT8",), False, True, False, False, False, True),
-    TensorRTSupport("8.5", "5.0.2-5.1.x", 17, ("INT8",), False, True, True, False, False, True),
-    TensorRTSupport("8.6", "6.0", 17, ("INT8",), False, True, True, True, True, True),
+    TensorRTSupport("8.2", "4.6", 13, ("INT8",), False, True, False, False, False, True, layer_info=False, dq_zero_point=True),
+    TensorRTSupport("8.5", "5.0.2-5.1.x", 17, ("INT8",), False, True, True, False, True, True, dq_zero_point=True),
+    TensorRTSupport("8.6", "6.0", 17, ("INT8",), False, True, True, True, True, True, dq_zero_point=True),
     TensorRTSupport("10", "6.1-6.2", 20, ("INT8", "FLOAT8E4M3FN", "INT4"), False, False, True, True, True, True),
-    TensorRTSupport("11", None, 24, ("INT8", "FLOAT8E4M3FN", "INT4"), True, False, True, True, True, False),
+    TensorRTSupport("11", None, 24, ("INT8", "FLOAT8E4M3FN", "INT4"), True, False, True, True, True, False,
+                    implicit_int8=False),
 )
+DLA_FROM = {"11": ((11, 4), "7.0")}  # TensorRT 11.4 brings DLA back on AGX Orin, with JetPack 7
 
 FAMILIES = tuple(row.family for row in SUPPORT)
 DEFAULT_FAMILY = "10"  # what a desktop `pip install` gets when the target does not say
@@ -68,7 +73,17 @@ def family_of(version: str) -> str:
 
 def get_support(version: str | None) -> TensorRTSupport:
     family = family_of(version) if version else DEFAULT_FAMILY
-    return next(row for row in SUPPORT if row.family == family)
+    row = next(row for row in SUPPORT if row.family == family)
+    if family in DLA_FROM and version:
+        first, jetpack = DLA_FROM[family]
+        numbers = tuple(int(part) for part in re.findall(r"\d+", str(version))[:2])
+        if len(numbers) == 2 and numbers >= first:
+            row = replace(row, dla=True, jetpack=jetpack)
+    return row
+
+
+def same_family(first: str, second: str) -> bool:
+    return family_of(first) == family_of(second)
 
 
 def version_from_trtexec_banner(text: str) -> str | None:

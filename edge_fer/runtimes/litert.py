@@ -20,12 +20,27 @@ def dequantize(values: np.ndarray, detail: dict) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
+def interpreter_class():
+    """LiteRT's interpreter; on a board without LiteRT wheels (JetPack 5's Python 3.8) tflite_runtime's, the same
+    API, then TensorFlow's own."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            try:
+                from tensorflow.lite.python.interpreter import Interpreter
+            except ImportError:
+                raise ImportError("no TFLite interpreter: pip install ai-edge-litert (Python 3.9+) or tflite-runtime") from None
+    return Interpreter
+
+
 class LiteRTRunner(Runner):
     name = "litert"
 
     def _load(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
+        Interpreter = interpreter_class()
         self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.options.get("threads"))
         self.input_detail = self.interpreter.get_input_details()[0]
         self.output_detail = self.interpreter.get_output_details()[0]

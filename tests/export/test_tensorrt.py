@@ -65,7 +65,7 @@ class Recorder:
 def fake_trt():
     names = lambda *keys: SimpleNamespace(**{key: key for key in keys})  # noqa: E731
     return SimpleNamespace(MemoryPoolType=names("WORKSPACE"), BuilderFlag=names("FP16", "INT8", "GPU_FALLBACK"),
-                           DeviceType=names("DLA", "GPU"))
+                           DeviceType=names("DLA", "GPU"), ProfilingVerbosity=names("DETAILED"))
 
 
 def test_builder_configuration_applied_to_the_api():
@@ -80,6 +80,7 @@ def test_builder_configuration_applied_to_the_api():
     assert calls["create_builder_config.default_device_type"] == "DLA" and calls["create_builder_config.DLA_core"] == 0
     assert ("create_optimization_profile.set_shape()", ("pixels", (1, 224, 224, 3), (1, 224, 224, 3), (1, 224, 224, 3))) in log
     assert calls["create_builder_config.builder_optimization_level"] == 3
+    assert calls["create_builder_config.profiling_verbosity"] == "DETAILED"  # so the built precision can be read back
 
 
 def test_no_gpu_here_is_detected(monkeypatch):
@@ -170,8 +171,12 @@ def test_engine_command_plans_per_target_and_refuses_without_a_gpu(exported, cap
     artifacts = root / "artifacts"
     assert main(["engine", str(artifacts), "--precision", "int8", "--target", "jetson-agx-orin", "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["onnx"].endswith("model-onnx-int8-qdq.onnx") and plan["rule_check"]["passed"] and plan["tensorrt"] == "8.6"
+    # DLA runs no Q/DQ graph: int8 by implicit quantization, the QDQ file's scales in a calibration cache
+    assert plan["onnx"].endswith("model-onnx-int8-qdq.dla.onnx") and plan["rule_check"]["passed"] and plan["tensorrt"] == "8.6"
+    implicit = plan["implicit_quantization"]
+    assert implicit["from"].endswith("model-onnx-int8-qdq.onnx") and implicit["scales"] > 10
     command = plan["trtexec_command"]
+    assert f"--calib={implicit['calibration_cache']}" in command and "--int8" in command
     assert "--useDLACore=0" in command and any(a.startswith("--maxShapes=") and ":1x64x64x3" in a for a in command)
     assert plan["python_api"]["builder_flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
     assert main(["engine", str(artifacts), "--precision", "fp16", "--tensorrt", "11", "--dry-run", "--json"]) == 0

@@ -15,17 +15,8 @@ from edge_fer.targets import list_targets, load_target
 
 REPO = Path(__file__).resolve().parents[2]
 
-TRTEXEC_8_2 = {"--onnx", "--saveEngine", "--loadEngine", "--workspace", "--minShapes", "--optShapes", "--maxShapes",
-               "--shapes", "--fp16", "--int8", "--best", "--calib", "--useDLACore", "--allowGPUFallback",
-               "--timingCacheFile", "--warmUp", "--duration", "--iterations", "--percentile", "--useSpinWait",
-               "--noDataTransfers", "--useCudaGraph", "--verbose", "--buildOnly", "--explicitBatch", "--maxBatch",
-               "--minTiming", "--avgTiming", "--noTF32", "--sparsity", "--tacticSources", "--exportTimes"}
-TRTEXEC_8_5 = TRTEXEC_8_2 | {"--memPoolSize", "--preview", "--profilingVerbosity"}
-TRTEXEC_8_6 = TRTEXEC_8_5 | {"--builderOptimizationLevel", "--hardwareCompatibilityLevel"}
-TRTEXEC_10 = (TRTEXEC_8_6 - {"--workspace", "--explicitBatch", "--maxBatch", "--minTiming"}) | {"--stronglyTyped"}
-TRTEXEC_11 = TRTEXEC_10 - {"--fp16", "--int8", "--best", "--calib"}
-TRTEXEC_FLAGS = {"8.2": TRTEXEC_8_2, "8.5": TRTEXEC_8_5, "8.6": TRTEXEC_8_6, "10": TRTEXEC_10, "11": TRTEXEC_11}
-PERCENTILE_LIST = {"8.2": False, "8.5": False, "8.6": True, "10": True, "11": True}  # before 8.6: one float
+from tests.fixtures.jetson.trtexec_flags import PERCENTILE_LIST, TRTEXEC_FLAGS  # noqa: E402
+
 BUILDER_FLAGS = {"8.2": {"FP16", "INT8", "GPU_FALLBACK"}, "8.5": {"FP16", "INT8", "GPU_FALLBACK"},
                  "8.6": {"FP16", "INT8", "GPU_FALLBACK"}, "10": {"FP16", "INT8", "GPU_FALLBACK"}, "11": {"GPU_FALLBACK"}}
 CONFIG_API = {  # IBuilderConfig attributes each version has (beyond the common ones)
@@ -91,7 +82,8 @@ class StrictNamespace(SimpleNamespace):
 class StrictConfig:
     def __init__(self, allowed, log):
         object.__setattr__(self, "_allowed", allowed | {"set_flag", "add_optimization_profile", "create_timing_cache",
-                                                         "set_timing_cache", "default_device_type", "DLA_core"})
+                                                         "set_timing_cache", "default_device_type", "DLA_core",
+                                                         "profiling_verbosity"})  # 8.2+: layer information
         object.__setattr__(self, "_log", log)
 
     def __setattr__(self, key, value):
@@ -108,6 +100,7 @@ class StrictConfig:
 def test_python_builder_uses_only_the_api_that_version_has(family):
     log = []
     trt = SimpleNamespace(MemoryPoolType=SimpleNamespace(WORKSPACE="WORKSPACE"), DeviceType=SimpleNamespace(DLA="DLA"),
+                          ProfilingVerbosity=StrictNamespace(DETAILED="DETAILED", LAYER_NAMES_ONLY="LAYER_NAMES_ONLY", NONE="NONE"),
                           BuilderFlag=StrictNamespace(**{flag: flag for flag in BUILDER_FLAGS[family]}),
                           NetworkDefinitionCreationFlag=SimpleNamespace(EXPLICIT_BATCH=0))
     builder = SimpleNamespace(create_builder_config=lambda: StrictConfig(CONFIG_API[family], log),
