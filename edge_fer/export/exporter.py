@@ -453,6 +453,11 @@ def engine_from_onnx(plan: dict, out: Path, reference: Path | None = None, image
     for path, data in plan.get("files", {}).items():  # the Q/DQ-free ONNX and calibration cache of a DLA int8 build
         atomic_write_bytes(path, data)
     built = build_engine_file(onnx_path, out, config, plan["plan"])
+    if built.get("precision_built") and built["precision_built"] != config.precision:
+        out.unlink()
+        raise UserError(f"asked for a {config.precision} engine but the engine TensorRT {built['tensorrt']} built from "
+                        f"{onnx_path.name} runs {built['precision_built']} layers ({built.get('layer_datatypes')}); "
+                        f"strongly typed TensorRT takes its precision from the ONNX file: give the {config.precision} one")
     record = {**plan["meta"], "format": f"tensorrt-{config.precision}", "precision": config.precision, "runtime": "tensorrt",
               "source_model": str(onnx_path), "source_model_sha256": file_sha256(onnx_path), "engine": built,
               "file_sha256": file_sha256(out), "size_bytes": out.stat().st_size}

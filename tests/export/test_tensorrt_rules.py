@@ -91,6 +91,24 @@ def test_dla_layers_fall_back_or_fail():
     assert "builds no DLA engines" in check_tensorrt(qdq_conv(), get_support("11"), dla=True).problems[0]
 
 
+def test_qdq_is_not_dla_capable_and_11_4_brings_dla_back():
+    report = check_tensorrt(qdq_conv(), get_support("8.6"), dla=True, gpu_fallback=True)
+    assert report.problems == ["3 Q/DQ nodes: DLA runs implicit quantization only; build DLA int8 from the Q/DQ-free "
+                               "model and a calibration cache (edge-fer engine does this for DLA targets)"]
+    assert not get_support("11.0.0").dla and get_support("11.4.1").dla and get_support("11.4.1").jetpack == "7.0"
+    assert "builds no DLA engines" not in " ".join(check_tensorrt(qdq_conv(), get_support("11.4.1"), dla=True).problems)
+
+
+def test_dequantize_without_a_zero_point_is_refused_by_8x_parsers_only():
+    model = qdq_conv(opset=13)
+    node = next(n for n in model.graph.node if n.name == "x_dequantize")
+    del node.input[2]
+    for version in ("8.2", "8.5", "8.6"):
+        assert problems(model, version) == [f"x_dequantize: TensorRT {version}'s ONNX parser needs DequantizeLinear's "
+                                            "zero point input; give an int8 zero point of 0"]
+    assert problems(model, "10") == []
+
+
 def test_the_cli_exits_2_with_one_line_per_problem(tmp_path, capsys):
     bad = tmp_path / "asymmetric.onnx"
     onnx.save(qdq_conv(zero_point=-128), str(bad))
