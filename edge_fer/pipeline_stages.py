@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_fer import ui
 from edge_fer.config import from_dict
+from edge_fer.errors import UserError
 
 
 def dataset_spec(pipeline, label_mode: str | None = None) -> dict:

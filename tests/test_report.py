@@ -20,7 +20,6 @@ def test_a_file_exported_again_replaces_the_older_one_and_scores_stay_with_the_c
 
 
 import re
-from pathlib import Path
 
 import pytest
 

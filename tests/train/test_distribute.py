@@ -77,6 +77,10 @@ def test_cli_refuses_half_a_cluster_before_any_work(capsys, tmp_path, monkeypatc
     assert main(["run", "--workers", "127.0.0.1:1,127.0.0.1:2", "--task-index", "0", "--set",
                  "sweep.grid={'model.image_size' = [64, 80]}"]) == 2
     assert "not in a sweep or cross-validation" in capsys.readouterr().err
+    # a worker of a pipeline without a train stage: its one line (this was a NameError that no test ran into)
+    assert main(["run", "--workers", "127.0.0.1:1,127.0.0.1:2", "--task-index", "1", "--set",
+                 'stages=["data", "export"]']) == 2
+    assert "this pipeline has no train stage for the workers to share" in capsys.readouterr().err
     assert not (tmp_path / "t").exists() and not (tmp_path / "runs").exists()
 
 
