@@ -448,12 +448,12 @@ def cmd_bench(args) -> int:
         ui.print_json(rows)
     else:
         from edge_fer.bench.peak import peak_rates
-        from edge_fer.report import COLUMNS, table_rows
+        from edge_fer.report import COLUMNS, table_rows, visible
 
         for target in dict.fromkeys(row["target"] for row in rows):
             mine = [row for row in rows if row["target"] == target]
-            ui.out.print(ui.table(f"benchmark on {target} (batch 1 latency; images/s batched)", COLUMNS,
-                                  table_rows(mine, target, peak_rates(rows))))
+            ui.out.print(ui.table(f"benchmark on {target} (batch 1 latency; images/s batched)",
+                                  *visible(COLUMNS, table_rows(mine, target, peak_rates(rows)))))
         for (target, name), rate in peak_rates(rows).items():
             ui.out.print(f"peak {name} on {target}: {rate / 1e9:.1f} GMAC/s")
         ui.out.print(f"{len(rows)} rows added to {args.store}")
@@ -579,7 +579,7 @@ def _engine_parity_images(args, image_size: int):
 
 def cmd_report(args) -> int:
     from edge_fer.bench import store
-    from edge_fer.report import COLUMNS, build_report, dataset_note
+    from edge_fer.report import COLUMNS, build_report, dataset_note, visible
 
     store.require(args.store)
     report = build_report(args.store, args.out)
@@ -587,7 +587,7 @@ def cmd_report(args) -> int:
         ui.print_json(report)
         return 0
     for section in report["sections"]:
-        ui.out.print(ui.table(f"{section['target']}", COLUMNS, section["rows"], caption=dataset_note(section)))
+        ui.out.print(ui.table(f"{section['target']}", *visible(COLUMNS, section["rows"]), caption=dataset_note(section)))
     ui.out.print(f"report: {args.out}/report.md and {args.out}/report.html ({len(report['history'])} runs in {args.store})")
     return 0
 

@@ -13,7 +13,26 @@ from edge_fer.bench.peak import PEAK_VARIANT, mac_share, peak_rates
 from edge_fer.targets import load_target
 
 COLUMNS = ["format", "precision", "size MB", "accuracy", "macro-F1", "agreement", "p50 ms", "p90 ms", "round p50s ms",
-           "images/s", "other load", "MAC share", "roofline est. ms"]
+           "images/s", "mJ/image", "timed by", "other load", "MAC share", "roofline est. ms"]
+# shown only where some row has them: energy (a board with tegrastats) and who timed the row (trtexec or our runner)
+OPTIONAL_COLUMNS = ("mJ/image", "timed by")
+
+
+def visible(columns: list[str], rows: list[list]) -> tuple[list[str], list[list]]:
+    """The columns (and cells) to show: an optional column that is empty in every row is left out."""
+    keep = [index for index, name in enumerate(columns)
+            if name not in OPTIONAL_COLUMNS or any(row[index] is not None for row in rows)]
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def energy_cell(row: dict) -> float | None:
+    energy = ((row.get("metrics") or {}).get("power") or {}).get("energy_mj_per_image")
+    return None if energy is None else round(float(energy), 3)
+
+
+def timed_by_cell(row: dict) -> str | None:
+    """Marked where trtexec timed the row (its own warm-up, duration and statistics), not our runner."""
+    return (row.get("metrics") or {}).get("timed_by")
 
 
 SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
@@ -52,8 +71,14 @@ def roofline_ms(row: dict, target_name: str) -> float | None:
         device = load_target(target_name).device
     except Exception:
         return None
-    macs = ((row.get("metrics") or {}).get("macs")) or row.get("macs")
-    peak_tera = device.peak_int8_tops if row.get("precision") == "int8" else device.peak_fp16_tflops
+    metrics = row.get("metrics") or {}
+    macs = metrics.get("macs") or row.get("macs")
+    if (metrics.get("engine") or {}).get("dla_core") is not None:
+        return None  # a DLA engine: no published peak for one DLA core
+    # a Jetson's module TOPS include its DLAs; a GPU engine is held to the GPU's own peak, where one is published
+    module_only = device.dla_cores > 0 and device.peak_int8_tops_gpu is None
+    peak_int8 = device.peak_int8_tops_gpu or (None if module_only else device.peak_int8_tops)
+    peak_tera = peak_int8 if row.get("precision") == "int8" else device.peak_fp16_tflops
     if not macs or not peak_tera or not device.memory_bandwidth_gbs or not row.get("size_bytes"):
         return None
     compute_s = 2 * macs / (peak_tera * 1e12)
@@ -70,7 +95,7 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
     return [[row.get("label") or row["format"], row.get("precision"), number((row.get("size_bytes") or 0) / 1e6, 2) if row.get("size_bytes") else None,
              number(row.get("accuracy"), 4), number(row.get("macro_f1"), 4), number(row.get("agreement"), 4),
              number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
-             load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
+             energy_cell(row), timed_by_cell(row), load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == "passed" else
             [row.get("label") or row["format"], row.get("precision"), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
             for row in rows]
@@ -320,7 +345,7 @@ def render_markdown(sections: list[dict], history: list[list], commands: list[st
                  [{"file": image, "alt": "confusion matrix"} for image in section["confusions"]]
         software = markdown_table(["software", "version"], list((section["versions"] or {}).items()))
         return {"target": section["target"], "note": dataset_note(section), "host_note": section.get("host_note", ""),
-                "table": markdown_table(COLUMNS, section["rows"]), "images": images,
+                "table": markdown_table(*visible(COLUMNS, section["rows"])), "images": images,
                 "software": software if section["versions"] else ""}
 
     template = template_environment(autoescape=False).get_template("report.md.j2")

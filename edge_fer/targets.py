@@ -29,6 +29,8 @@ class DeviceSection:
     # Published peaks, one convention for every target: dense (no sparsity), FP16 tensor rate with FP32
     # accumulate, INT8 tensor rate; Jetson TOPS are the module's (GPU + DLA) at the stated power mode.
     peak_int8_tops: float | None = None
+    # the GPU's own INT8 peak where the module figure includes DLAs (a GPU engine's roofline); None: not published
+    peak_int8_tops_gpu: float | None = None
     peak_fp16_tflops: float | None = None
     memory_bandwidth_gbs: float | None = None
     peaks_source: str | None = None

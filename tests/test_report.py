@@ -89,3 +89,27 @@ def test_the_table_shows_the_spread_of_a_rows_interleaved_rounds():
     once = {**row("bbb", accuracy=0.8), "status": "passed"}
     spread, single = (line[COLUMNS.index("round p50s ms")] for line in table_rows([timed, once], "host-cpu"))
     assert spread == "0.441-0.610" and single is None
+
+
+def test_energy_and_timed_by_columns_show_only_where_a_row_has_them():
+    from edge_fer.report import COLUMNS, table_rows, visible
+
+    plain = {**row("aaa", accuracy=0.8), "status": "passed"}
+    columns, _ = visible(COLUMNS, table_rows([plain], "host-cpu"))
+    assert "mJ/image" not in columns and "timed by" not in columns
+    board = {**row("bbb", p50=7.2), "status": "passed", "format": "tensorrt-fp16", "precision": "fp16",
+             "metrics": {"timed_by": "trtexec", "power": {"mean_power_w": 1.8, "energy_mj_per_image": 13.8145}}}
+    failed = {**row("ccc"), "status": "failed", "reason": "no trtexec on the board"}
+    columns, cells = visible(COLUMNS, table_rows([plain, board, failed], "host-cpu"))
+    assert [cells[1][columns.index(name)] for name in ("mJ/image", "timed by")] == [13.815, "trtexec"]
+    assert cells[0][columns.index("timed by")] is None and cells[2][-1] == "failed: no trtexec on the board"
+
+
+def test_a_gpu_engine_on_a_jetson_with_dlas_is_not_held_to_the_module_tops():
+    from edge_fer.report import roofline_ms
+
+    engine = {"precision": "int8", "size_bytes": 2_000_000, "metrics": {"macs": 86_196_736, "engine": {"dla_core": None}}}
+    assert roofline_ms(engine, "jetson-xavier-nx") is None  # 21 TOPS is GPU + 2 DLA: no GPU-only figure published
+    assert roofline_ms(engine, "jetson-orin-nano") is not None  # no DLA: the module figure is the GPU's
+    on_dla = {**engine, "metrics": {"macs": 86_196_736, "engine": {"dla_core": 0}}}
+    assert roofline_ms(on_dla, "jetson-orin-nano") is None

@@ -12,6 +12,7 @@ import json
 import resource
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +21,17 @@ def to_float_rgb(images: np.ndarray) -> np.ndarray:
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
     return images.astype(np.float32)
+
+
+def offline_batch(artifact: str, export_format, asked: int) -> int:
+    """An engine's Offline batch is its profile's opt batch (the shape TensorRT tuned its kernels for); a profile
+    with opt = 1 gets no Offline run rather than a batch it was not built for."""
+    if export_format.runtime != "tensorrt":
+        return asked
+    from edge_fer.artifacts import read_metadata
+
+    build = ((read_metadata(artifact) or {}).get("engine") or {}).get("build_config") or {}
+    return min(asked, int(build.get("opt_batch") or 1))
 
 
 def score(runner, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -55,8 +67,9 @@ def run(args) -> dict:
                   "host": host_facts(args.threads, load.cores)}
         if on_jetson:  # power mode, clocks, temperatures around the block; energy per image from VDD_IN
             result["power"] = monitor.record(timed.get("qps"))
-        if export_format.batchable and args.offline_batch > 1 and not args.latency_only:
-            result["offline"] = offline(runner, pool, settings)
+        batch = offline_batch(args.artifact, export_format, args.offline_batch)
+        if export_format.batchable and batch > 1 and not args.latency_only:
+            result["offline"] = offline(runner, pool, replace(settings, offline_batch=batch))
         if images is not None and not args.latency_only:
             probabilities = score(runner, images, args.offline_batch)
             result["probabilities"] = probabilities.round(6).tolist()

@@ -127,7 +127,9 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
     path, meta, export_format = facts["path"], facts["meta"], facts["format"]
     row = {"run_id": run_id, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "target": target.name, "artifact": str(path), "format": export_format.name,
-           "precision": export_format.precision, "variant": meta.get("variant"), "image_size": facts["image_size"],
+           # an engine's precision as read back from it where that was possible, else the format's
+           "precision": (measured.get("engine") or {}).get("precision_built") or export_format.precision,
+           "variant": meta.get("variant"), "image_size": facts["image_size"],
            "agreement": meta.get("agreement_with_float", (meta.get("parity") or {}).get("top1_agreement")),
            "versions": {"host": software_versions(), "artifact": meta.get("versions")}}
     if path.is_file():

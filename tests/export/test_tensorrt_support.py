@@ -119,28 +119,25 @@ def test_strongly_typed_fp16_engines_come_from_the_fp16_onnx():
     assert {engine_source("fp32", row) for row in SUPPORT} == {"onnx-fp32"}
 
 
-def test_the_tensorrt_extra_allows_only_table_versions_and_declares_cuda_python():
+def test_the_tensorrt_extras_are_matched_pairs_of_table_versions():
     from packaging.requirements import Requirement
 
     from edge_fer.tomllib_compat import loads
 
-    extra = [Requirement(text) for text in loads((REPO / "pyproject.toml").read_text())["project"]
-             ["optional-dependencies"]["tensorrt"]]
-    names = {requirement.name: requirement for requirement in extra}
-    assert set(names) == {"tensorrt", "cuda-python"}
-    specifier = names["tensorrt"].specifier
-    published = ["8.5.3.1", "8.6.1", "8.6.1.post1", "9.0.1.post11", "9.3.0.post12", "10.0.1", "10.3.0", "10.13.3.9",
-                 "11.0.0", "11.4.1", "12.0.0"]  # tensorrt wheels on PyPI (and a future major)
-    for version in published:
-        allowed = specifier.contains(version, prereleases=True)
-        try:
-            family_of(version)
-            covered = True
-        except UserError:
-            covered = False
-        if allowed:
-            assert covered, f"the extra allows TensorRT {version}, which the table does not cover"
-    assert specifier.contains("10.3.0") and specifier.contains("8.6.1") and specifier.contains("11.4.1")
+    extras = loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["tensorrt"] == extras["tensorrt-cu12"]  # the plain extra: the pair most drivers run
+    published = ["8.6.1", "9.3.0.post12", "10.0.1", "10.3.0", "10.13.3.9", "11.0.0.114", "11.4.0.106", "12.0.0"]
+    for cuda in ("12", "13"):
+        names = {r.name: r for r in map(Requirement, extras[f"tensorrt-cu{cuda}"])}
+        assert set(names) == {f"tensorrt-cu{cuda}", "cuda-python"}
+        cuda_python = names["cuda-python"].specifier
+        assert cuda_python.contains(f"{cuda}.0.0") and not cuda_python.contains(f"{int(cuda) - 1}.9.9") \
+            and not cuda_python.contains(f"{int(cuda) + 1}.0.0")
+        wheels = names[f"tensorrt-cu{cuda}"].specifier
+        for version in published:
+            if wheels.contains(version, prereleases=True):
+                family_of(version)  # raises where the table does not cover an allowed version
+        assert wheels.contains("11.4.0.106") and not wheels.contains("12.0.0")
 
 
 def test_every_target_names_a_table_version_and_a_sourced_peak():
