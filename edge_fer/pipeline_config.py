@@ -116,6 +116,9 @@ def check_paths(config: PipelineConfig, here: Path) -> None:
     if not RUN_NAME.fullmatch(config.name):
         raise UserError(f"name = {config.name!r} must be a plain folder name (letters, digits, '.', '_', '-'): "
                         "the run goes to runs/<name>")
+    if not RUN_NAME.fullmatch(config.report.name):
+        raise UserError(f"report.name = {config.report.name!r} must be a plain file name (letters, digits, '.', '_', "
+                        "'-'): the report is <report.out>/<name>.md; choose the folder with report.out")
     for key, value in (("runs", config.runs), ("bench.store", config.bench.store), ("report.out", config.report.out)):
         if value and not Path(value).is_absolute() and not (here / value).resolve().is_relative_to(here):
             raise UserError(f"{key} = {value!r} leaves {here}; give a path inside it, or an absolute path")

@@ -3,11 +3,13 @@ terminal. Per target: the latest measurement of each artifact; below, every run,
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 from edge_fer.bench import store
+from edge_fer.errors import UserError
 from edge_fer.bench.host import BUSY_CORES
 from edge_fer.bench.peak import PEAK_VARIANT, mac_share, peak_rates
 from edge_fer.targets import load_target
@@ -257,14 +259,65 @@ def markdown_table(columns: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 
 
+LEDGER = ".edge_fer-report.json"  # in the report folder: every file a report wrote there, with its SHA-256
+
+
+class ReportLedger:
+    """What edge-fer reports wrote in a folder. A report overwrites or deletes only files in the ledger whose
+    contents are still what it wrote: a user's own report.md or PNG in the same folder is never touched."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        try:
+            entries = json.loads((folder / LEDGER).read_text()).get("files", {})
+        except (OSError, ValueError, AttributeError):
+            entries = {}  # none yet, or unreadable: this report owns nothing here
+        self.files = {str(k): str(v) for k, v in entries.items()} if isinstance(entries, dict) else {}
+
+    def owns(self, path: Path) -> bool:
+        from edge_fer.artifacts import file_sha256
+
+        key = path.relative_to(self.folder).as_posix()
+        return key in self.files and path.is_file() and not path.is_symlink() and file_sha256(path) == self.files[key]
+
+    def claim(self, path: Path) -> Path:
+        """A path this report may write: absent, or written by an earlier report and unchanged since."""
+        if (path.exists() or path.is_symlink()) and not self.owns(path):
+            raise UserError(f"{path} exists and was not written by an edge-fer report (or was changed since): move it, "
+                            "or give the report another folder or name")
+        return path
+
+    def record(self, path: Path) -> None:
+        from edge_fer.artifacts import file_sha256
+
+        self.files[path.relative_to(self.folder).as_posix()] = file_sha256(path)
+
+    def prune(self, folder: Path, markdown: str) -> list[str]:
+        """Delete the PNGs an earlier report wrote in its files folder that this one no longer shows."""
+        stale = [png for png in sorted(folder.glob("*.png")) if f"{folder.name}/{png.name}" not in markdown and self.owns(png)]
+        for png in stale:
+            png.unlink()
+            self.files.pop(png.relative_to(self.folder).as_posix(), None)
+        return [png.name for png in stale]
+
+    def save(self) -> None:
+        from edge_fer.artifacts import atomic_write_bytes
+
+        atomic_write_bytes(self.folder / LEDGER, json.dumps({"files": self.files}, indent=1, sort_keys=True).encode())
+
+
 def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
                  extras: list[tuple[str, str]] | None = None, references: list[dict] | None = None) -> dict:
-    """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json)."""
+    """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json). Files
+    in `out` that no edge-fer report wrote are neither overwritten nor deleted (ReportLedger)."""
     rows = store.fetch(store_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ledger = ReportLedger(out)
+    for path in (out / f"{name}.md", out / f"{name}.html"):
+        ledger.claim(path)
     rates = peak_rates(rows)
-    sections = [target_section(target, label_by_run(target_rows), out, rates, references or [], f"{name}_files")
+    sections = [target_section(target, label_by_run(target_rows), out, rates, references or [], f"{name}_files", ledger)
                 for target, target_rows in latest_per_artifact(rows).items()]
     runs = {}
     for row in rows:
@@ -274,17 +327,12 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     markdown = render_markdown(sections, history, commands or [], extras or [])
     atomic_text(out / f"{name}.md", markdown)
     atomic_text(out / f"{name}.html", render_html(markdown, title=f"edge_fer report: {name}"))
-    prune_figures(out / f"{name}_files", markdown)
+    for path in (out / f"{name}.md", out / f"{name}.html"):
+        ledger.record(path)
+    ledger.prune(out / f"{name}_files", markdown)
+    ledger.save()
     return {"sections": sections, "history": history, "store": str(store_path), "out": str(out),
             "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
-
-
-def prune_figures(folder: Path, markdown: str) -> list[str]:
-    """Delete the PNGs an earlier report left in its files folder that this one no longer shows."""
-    stale = [png for png in sorted(folder.glob("*.png")) if f"{folder.name}/{png.name}" not in markdown]
-    for png in stale:
-        png.unlink()
-    return [png.name for png in stale]
 
 
 def run_of(artifact: str) -> str:
@@ -303,7 +351,7 @@ def label_by_run(rows: list[dict]) -> list[dict]:
 
 
 def target_section(target: str, target_rows: list[dict], out: Path, rates: dict, references: list[dict],
-                   files: str) -> dict:
+                   files: str, ledger: "ReportLedger") -> dict:
     """A target's table, plot and confusion matrices (of the artifacts on the Pareto front: the ones worth
     shipping), the images in out/<files>/."""
     (out / files).mkdir(parents=True, exist_ok=True)
@@ -313,11 +361,14 @@ def target_section(target: str, target_rows: list[dict], out: Path, rates: dict,
     confusions = []
     for row in front:
         image = f"{files}/confusion-{target}-{(row.get('label') or row['format']).replace(':', '-')}.png"
-        if plot_confusion(row, out / image):
+        if plot_confusion(row, ledger.claim(out / image)):
+            ledger.record(out / image)
             confusions.append(image)
     synthetic = any(r.get("synthetic") for r in target_rows)
-    return {"target": target, "rows": table_rows(target_rows, target, rates),
-            "plot": plot if plot_accuracy_latency(target_rows, target, out / plot, synthetic, references) else None,
+    plotted = plot_accuracy_latency(target_rows, target, ledger.claim(out / plot), synthetic, references)
+    if plotted:
+        ledger.record(out / plot)
+    return {"target": target, "rows": table_rows(target_rows, target, rates), "plot": plot if plotted else None,
             "confusions": confusions, "datasets": sorted({r["dataset"] for r in target_rows if r.get("dataset")}),
             "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
             "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}

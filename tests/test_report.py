@@ -24,7 +24,7 @@ import re
 import pytest
 
 from edge_fer.bench import store
-from edge_fer.report import build_report, pareto_front, prune_figures
+from edge_fer.report import LEDGER, ReportLedger, build_report, pareto_front
 
 
 def stored_row(fmt, precision, accuracy, p50, synthetic=True, reason=None):
@@ -72,13 +72,36 @@ def test_a_report_is_rewritten_whole(report, tmp_path):
     assert not list(out.glob(".partial-*"))
 
 
-def test_figures_an_earlier_report_left_behind_are_deleted_and_shown_ones_kept(tmp_path):
+def test_figures_an_earlier_report_wrote_are_deleted_when_no_longer_shown_and_nothing_else_is(tmp_path):
     folder = tmp_path / "FRONT_files"
     folder.mkdir()
-    for name in ("shown.png", "stale.png", "notes.txt"):
+    for name in ("shown.png", "stale.png", "users.png", "changed.png", "notes.txt"):
         (folder / name).write_text("x")
-    assert prune_figures(folder, "![plot](FRONT_files/shown.png)") == ["stale.png"]
-    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "shown.png"]
+    ledger = ReportLedger(tmp_path)
+    for name in ("shown.png", "stale.png", "changed.png"):
+        ledger.record(folder / name)
+    (folder / "changed.png").write_text("the user's edit")
+    assert ledger.prune(folder, "![plot](FRONT_files/shown.png)") == ["stale.png"]
+    assert sorted(p.name for p in folder.iterdir()) == ["changed.png", "notes.txt", "shown.png", "users.png"]
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_a_report_never_overwrites_or_deletes_the_users_files(report, tmp_path, capsys):
+    from edge_fer.cli import main
+
+    result, _ = report
+    database = result["store"]
+    mine = tmp_path / "mine"
+    (mine / "report_files").mkdir(parents=True)
+    (mine / "report.md").write_text("my own notes")
+    (mine / "report_files" / "holiday.png").write_bytes(b"\x89PNG my photo")
+    assert main(["report", "--store", str(database), "--out", str(mine)]) == 2
+    assert "report.md exists and was not written by an edge-fer report" in capsys.readouterr().err
+    assert (mine / "report.md").read_text() == "my own notes" and (mine / "report_files" / "holiday.png").is_file()
+    (mine / "report.md").rename(mine / "notes.md")
+    assert main(["report", "--store", str(database), "--out", str(mine)]) == 0  # next to them, not over them
+    assert (mine / "report_files" / "holiday.png").read_bytes() == b"\x89PNG my photo" and (mine / "notes.md").is_file()
+    assert (mine / LEDGER).is_file() and main(["report", "--store", str(database), "--out", str(mine)]) == 0  # its own: rewritten
 
 
 def test_the_table_shows_the_spread_of_a_rows_interleaved_rounds():

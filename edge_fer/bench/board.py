@@ -168,8 +168,15 @@ class PowerMonitor(object):
         if self.process is not None:
             self.reader = threading.Thread(target=self._read, daemon=True)
             self.reader.start()
+            self._wait_for(1, 5.0)  # tegrastats is running before the block starts
+        self.first = len(self.samples)  # samples from here on fall inside the block
         self.started = time.time()
         return self
+
+    def _wait_for(self, count, seconds):
+        deadline = time.time() + seconds
+        while len(self.samples) < count and time.time() < deadline and self.process.poll() is None:
+            time.sleep(0.01)
 
     def _read(self):
         for raw in iter(self.process.stdout.readline, b""):
@@ -178,6 +185,7 @@ class PowerMonitor(object):
     def __exit__(self, *exc):
         self.seconds = time.time() - self.started
         if self.process is not None:
+            self._wait_for(self.first + 1, 3.0 * self.interval_ms / 1000.0)  # a block shorter than the interval: one sample
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)
@@ -189,8 +197,9 @@ class PowerMonitor(object):
 
     def record(self, images_per_s=None):
         """What the block drew: mean VDD_IN power, and energy per image where the rate is known."""
-        powers = [sample["vdd_in_mw"] for sample in self.samples if sample["vdd_in_mw"] is not None]
-        record = {"before": self.before, "after": self.after, "samples": len(self.samples),
+        inside = self.samples[self.first:]
+        powers = [sample["vdd_in_mw"] for sample in inside if sample["vdd_in_mw"] is not None]
+        record = {"before": self.before, "after": self.after, "samples": len(inside),
                   "tegrastats": self.process is not None}
         if self.samples:
             record["temperatures_c_first"] = self.samples[0]["temperatures_c"]

@@ -23,15 +23,28 @@ RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.
                   "bench/engine_job.py", "engine_info.py", "formats.py", "artifacts.py")
 RUN_SCRIPT = """#!/bin/sh
 # Benchmark every artifact in this bundle: ./run.sh [python3]
+# Each file is in artifacts/<key>/, its key the start of its SHA-256: two files of one name stay two files.
 cd "$(dirname "$0")"
 PY="${1:-python3}"
 PYTHONPATH=lib "$PY" lib/edge_fer/bench/board.py --check || exit $?
-for artifact in artifacts/*.tflite artifacts/*.onnx artifacts/*.engine; do
+for artifact in artifacts/*/*.tflite artifacts/*/*.onnx artifacts/*/*.engine; do
   [ -e "$artifact" ] || continue
-  images=""; [ -f data/images-$(basename "$artifact").npy ] && images="--images data/images-$(basename "$artifact").npy"
-  PYTHONPATH=lib "$PY" -m edge_fer.bench.device_runner "$artifact" $images > "results-$(basename "$artifact").json"
+  key=$(basename "$(dirname "$artifact")")
+  images=""; [ -f "data/images-$key.npy" ] && images="--images data/images-$key.npy"
+  PYTHONPATH=lib "$PY" -m edge_fer.bench.device_runner "$artifact" $images > "results-$key-$(basename "$artifact").json"
 done
 """
+
+
+def bundle_key(path: Path) -> str:
+    """Where a file goes in a bundle: artifacts/<key>/<name>, the key from its contents (sweep points share names)."""
+    from edge_fer.artifacts import file_sha256
+
+    return file_sha256(path)[:16]
+
+
+def remote_artifact(path: Path) -> str:
+    return f"artifacts/{bundle_key(path)}/{path.name}"
 
 
 def ssh_options(target: Target) -> list[str]:
@@ -49,19 +62,28 @@ def ssh_command(target: Target, argv: list[str]) -> list[str]:
     return ["ssh", *ssh_options(target), "--", target.ssh, shlex.join(argv)]
 
 
-def build_bundle(artifacts: list[Path], images: dict[str, Path] | None = None, extra: dict[str, bytes] | None = None) -> bytes:
-    """A .tar.gz with lib/edge_fer (runner only), artifacts/ (+ metadata), data/, run.sh and `extra` files (the
-    engine jobs: their ONNX sources, calibration caches and job files)."""
+def build_bundle(artifacts: list[Path], images: dict[Path, Path] | None = None, extra: dict[str, bytes] | None = None) -> bytes:
+    """A .tar.gz with lib/edge_fer (runner only), artifacts/<key>/ (+ metadata), data/, run.sh and `extra` files
+    (the engine jobs: their ONNX sources, calibration caches and job files). `images`: artifact -> its .npy.
+    A file given twice (the same contents) goes in once."""
     buffer = io.BytesIO()
+    added = set()
     with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:  # file contents, never links
         for module in RUNNER_MODULES:
             tar.add(PACKAGE / module, arcname=f"lib/edge_fer/{module}")
         for artifact in artifacts:
-            tar.add(artifact, arcname=f"artifacts/{artifact.name}")
+            arcname = remote_artifact(artifact)
+            if arcname in added:
+                continue
+            added.add(arcname)
+            tar.add(artifact, arcname=arcname)
             if sidecar_path(artifact).is_file():
-                tar.add(sidecar_path(artifact), arcname=f"artifacts/{sidecar_path(artifact).name}")
-        for artifact_name, image_file in (images or {}).items():
-            tar.add(image_file, arcname=f"data/images-{artifact_name}.npy")
+                tar.add(sidecar_path(artifact), arcname=f"{arcname}.json")
+        for artifact, image_file in (images or {}).items():
+            arcname = f"data/images-{bundle_key(artifact)}.npy"
+            if arcname not in added:
+                added.add(arcname)
+                tar.add(image_file, arcname=arcname)
         for name, data in {**(extra or {}), "run.sh": RUN_SCRIPT.encode()}.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755 if name == "run.sh" else 0o644
@@ -101,12 +123,12 @@ def upload_bundle(target: Target, bundle: bytes) -> str:
     return remote_root(target)
 
 
-def run_remote_artifact(target: Target, artifact_name: str, runner_args: list[str], with_images: bool) -> dict:
+def run_remote_artifact(target: Target, artifact: Path, runner_args: list[str], with_images: bool) -> dict:
     remote = remote_root(target)
     argv = ["env", f"PYTHONPATH={remote}/lib", target.python, "-m", "edge_fer.bench.device_runner",
-            f"{remote}/artifacts/{artifact_name}", *runner_args]
+            f"{remote}/{remote_artifact(artifact)}", *runner_args]
     if with_images:
-        argv += ["--images", f"{remote}/data/images-{artifact_name}.npy"]
+        argv += ["--images", f"{remote}/data/images-{bundle_key(artifact)}.npy"]
     result = run_ssh(target, argv)
     output = result.stdout.decode(errors="replace").strip().splitlines()
     if not output:

@@ -96,7 +96,11 @@ def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings
     from edge_fer.export.tensorrt import JETPACK_TRTEXEC, EngineBuildConfig, find_trtexec, trtexec_bench_command
 
     build = (facts["meta"].get("engine") or {}).get("build_config", {})
-    config = EngineBuildConfig.from_target(target, facts["format"].precision, facts["image_size"],
+    size = build.get("image_size") or facts["image_size"]
+    if not size:
+        return {"error": f"{path.name} has no engine record beside it (its .json): cannot tell its input shape; build it "
+                         "with `edge-fer engine`, which writes one"}
+    config = EngineBuildConfig.from_target(target, facts["format"].precision, int(size),
                                            input_name=build.get("input_name", "pixels"))
     duration = max(1, int(settings.min_duration_s))
     trtexec = find_trtexec(target.tensorrt.trtexec)
@@ -134,6 +138,9 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
            "versions": {"host": software_versions(), "artifact": meta.get("versions")}}
     if path.is_file():
         row.update(artifact_sha256=file_sha256(path), size_bytes=path.stat().st_size)
+    engine = measured.get("engine") or {}
+    if "engine_bytes" in engine:  # an engine built on the board from this ONNX file: its own size, no parity measured
+        row.update(size_bytes=engine["engine_bytes"], agreement=None)
     if "error" in measured:
         return {**row, "status": "failed", "reason": measured["error"], "metrics": measured}
     single = measured.get("single_stream", {})
@@ -213,7 +220,7 @@ def bench_target(every_facts: list[dict], target: Target, settings: BenchSetting
             rows += [None] * len(board["jobs"])
             if planned:
                 python_rows = [f for _, f in planned if "engine_key" not in f]
-                images = {f["path"].name: scoring.images_for(f["image_size"]) for f in python_rows if scoring.dataset is not None}
+                images = {f["path"]: scoring.images_for(f["image_size"]) for f in python_rows if scoring.dataset is not None}
                 remote.upload_bundle(target, remote.build_bundle([f["path"] for f in python_rows], images,
                                                                  board_engines.bundle_files(board["jobs"])))
         measured = measure_in_rounds(planned, target, scoring, settings, threads, bar)
@@ -304,7 +311,7 @@ def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSe
         return run_trtexec(facts["path"], target, facts, settings) if round_index == 0 else {"single_stream": {}}
     images = scoring.images_for(facts["image_size"]) if scoring.dataset is not None else None
     if target.access == "ssh":
-        return remote.run_remote_artifact(target, facts["path"].name, settings.runner_args(threads, round_index),
+        return remote.run_remote_artifact(target, facts["path"], settings.runner_args(threads, round_index),
                                           images is not None)
     return run_local(facts["path"], images, settings, threads, round_index)
 

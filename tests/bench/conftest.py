@@ -1,24 +1,12 @@
-"""Fixtures of the SSH tests: a real OpenSSH server on 127.0.0.1 with a throwaway host key and user key."""
+"""Fixtures of the SSH tests: a real OpenSSH server on 127.0.0.1 (tests/loopback_ssh.py)."""
 
-import getpass
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
+from tests.loopback_ssh import SSHD, free_port, start_sshd  # noqa: F401 (free_port: for the tests here)
 
 @pytest.fixture(scope="module")
 def loopback_ssh(tmp_path_factory):
@@ -27,32 +15,11 @@ def loopback_ssh(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("openssh-server is missing: .ci/run installs it")
         pytest.skip("openssh-server (sshd) is not installed here")
-    folder = tmp_path_factory.mktemp("ssh")
-    os.chmod(folder, 0o700)
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
-    shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
-    port = free_port()
-    config = folder / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\nPidFile {folder / 'sshd.pid'}\n"
-                      f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPasswordAuthentication no\n"
-                      "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nStrictModes no\nUsePAM no\n"
-                      "PermitRootLogin prohibit-password\n")
-    Path("/run/sshd").mkdir(exist_ok=True) if os.geteuid() == 0 else None
-    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
-        server.kill()
-        pytest.fail(f"sshd did not start: {server.stderr.read().decode()[-500:]}")
-    host_key = (folder / "host_key.pub").read_text().split()
-    (folder / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
-    yield (f'access = "ssh"\nssh = "{getpass.getuser()}@127.0.0.1"\nssh_port = {port}\n'
-           f'ssh_key = "{folder / "client_key"}"\nknown_hosts = "{folder / "known_hosts"}"\n')
+    try:
+        server, lines = start_sshd(tmp_path_factory.mktemp("ssh"))
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield lines
     server.terminate()
     server.wait(timeout=10)
 

@@ -46,7 +46,8 @@ def test_the_bundle_runs_on_jetpack_5_python_with_tflite_runtime(board_python, t
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("board: Python 3.8.")
     for name in ("model-onnx-fp32.onnx", "model-tflite-int8-qat.tflite"):
-        answer = json.loads((folder / f"results-{name}.json").read_text())
+        [result] = folder.glob(f"results-*-{name}.json")  # results-<content key>-<name>.json
+        answer = json.loads(result.read_text())
         assert answer["single_stream"]["p50_ms"] > 0, answer
 
 
@@ -156,3 +157,31 @@ def test_dla_int8_is_built_from_the_calibration_cache_on_the_board(board_python,
     assert engine["implicit_quantization"] and engine["dla_core"] == 0
     assert any(f.startswith("--calib=") for f in engine["build_flags"]) and "--useDLACore=0" in engine["build_flags"]
     assert engine["gpu_fallback_layers"] == ["attention/MatMul"]  # as the board's build log names them
+
+
+def test_a_hand_built_engine_without_a_record_is_refused_and_one_with_a_record_gets_its_shape(tmp_path, capsys):
+    board = make_board(tmp_path / "desktop", "10.3.0")
+    target = tmp_path / "desktop.toml"
+    target.write_text('kind = "gpu"\naccess = "local"\nformats = ["tensorrt-fp16"]\n[device]\ntensorrt = "10.3.0"\n'
+                      f'[tensorrt]\nprecisions = ["fp16"]\nuse_trtexec = true\ntrtexec = "{board / "bin" / "trtexec"}"\n')
+    bare = tmp_path / "bare" / "model-tensorrt-fp16.engine"
+    bare.parent.mkdir()
+    bare.write_text(json.dumps({"standin_engine": True, "tensorrt": "10.3.0"}))
+    recorded = prebuilt(tmp_path, "recorded", "10.3.0", "8.9")
+    database = tmp_path / "local.sqlite"
+    main(["bench", str(bare), str(recorded), "--target", str(target), "--store", str(database), *QUICK])
+    capsys.readouterr()
+    rows = {Path(row["artifact"]).parent.name: row for row in store.fetch(database)}
+    assert rows["bare"]["status"] == "failed" and "cannot tell its input shape" in rows["bare"]["reason"]
+    assert rows["recorded"]["status"] == "passed" and rows["recorded"]["metrics"]["timed_by"] == "trtexec"
+    assert rows["recorded"]["p50_ms"] == pytest.approx(7.16092)
+
+
+def test_tegrastats_lines_of_every_layout_give_the_input_power():
+    from edge_fer.bench.board import parse_tegrastats
+
+    tx2 = (REPO / "tests" / "fixtures" / "jetson" / "tegrastats.log").read_text().splitlines()[0]
+    assert parse_tegrastats(tx2)["vdd_in_mw"] == 1931 and parse_tegrastats(tx2)["temperatures_c"]["GPU"] == 39.0
+    orin = "RAM 2906/7620MB CPU [2%@729,1%@729] GR3D_FREQ 0% cpu@47.5C gpu@46.2C VDD_IN 4892mW/4892mW VDD_CPU_GPU_CV 594mW/594mW"
+    assert parse_tegrastats(orin)["vdd_in_mw"] == 4892 and parse_tegrastats(orin)["temperatures_c"]["gpu"] == 46.2
+    assert parse_tegrastats("RAM 14700/15692MB GPU 463/463 CPU 618/618 SYS5V 3306/3306")["vdd_in_mw"] is None  # no VDD_IN rail

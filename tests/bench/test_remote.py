@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.conftest import free_port
+from tests.loopback_ssh import free_port
 from edge_fer.bench import store
-from edge_fer.bench.remote import MARKER, build_bundle, remote_root, ssh_command
+from edge_fer.bench.remote import MARKER, build_bundle, remote_artifact, remote_root, ssh_command
 from edge_fer.cli import main
 from edge_fer.targets import Target, load_target
 
@@ -29,7 +29,7 @@ def test_bench_over_ssh(loopback_target, exported, tmp_path, capsys):
     assert all(row["target"] == "loopback" and row["p50_ms"] > 0 and row["accuracy"] is not None for row in rows)
     remote = Path.home() / remote_root(load_target(str(loopback_target)))
     assert (remote / "lib" / "edge_fer" / "bench" / "device_runner.py").is_file() and (remote / MARKER).is_file()
-    assert (remote / "artifacts" / Path(artifacts[0]).name).is_file()
+    assert (remote / remote_artifact(Path(artifacts[0]))).is_file()  # under its content key
 
 
 @pytest.mark.hostile("ssh")
@@ -111,7 +111,7 @@ def test_bundles_store_contents_not_links(exported, tmp_path):
     link = tmp_path / "model-onnx-fp32.onnx"
     link.symlink_to(results["onnx-fp32"]["path"])
     with tarfile.open(fileobj=__import__("io").BytesIO(build_bundle([link]))) as tar:
-        member = tar.getmember("artifacts/model-onnx-fp32.onnx")
+        member = tar.getmember(remote_artifact(link))
         assert member.isfile() and not member.issym() and member.size == Path(results["onnx-fp32"]["path"]).stat().st_size
 
 
@@ -139,3 +139,37 @@ def test_a_fleet_bench_measures_every_reachable_target_and_fails_the_unreachable
     assert len({row["run_id"] for row in rows}) == 1  # one store, one run
     for name in ("lab-a", "lab-b"):
         shutil.rmtree(Path.home() / f"fleet-{name}", ignore_errors=True)
+
+
+def two_same_named_files(tmp_path: Path) -> list[Path]:
+    """Two different models under one name, as every sweep point's export folder has them: 64 px and 112 px."""
+    ferplus = Path(__file__).resolve().parents[2] / "benchmarks" / "ferplus"
+    files = []
+    for point, source in (("point-64", ferplus / "vote-64" / "model-tflite-int8-qat.tflite"),
+                          ("point-112", ferplus / "vote" / "model-tflite-int8-qat.tflite")):
+        folder = tmp_path / point / "export"
+        folder.mkdir(parents=True)
+        shutil.copy(source, folder / source.name)
+        shutil.copy(f"{source}.json", folder / f"{source.name}.json")
+        files.append(folder / source.name)
+    return files
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_same_named_files_on_an_ssh_target_each_get_their_own_numbers(loopback_target, tmp_path, capsys):
+    """Before, the second file replaced the first on the target and both rows held its numbers."""
+    files = two_same_named_files(tmp_path)
+    with tarfile.open(fileobj=__import__("io").BytesIO(build_bundle(files))) as tar:
+        names = [name for name in tar.getnames() if name.endswith(".tflite")]
+    assert len(names) == len(set(names)) == 2  # no duplicate tar entries
+    timing = ["--min-queries", "50", "--min-duration", "0.5", "--warmup", "5", "--offline-batch", "1", "--threads", "1", "--json"]
+    p50 = {}
+    for where, target in (("remote", str(loopback_target)), ("local", "host-cpu")):
+        database = tmp_path / f"{where}.sqlite"
+        assert main(["bench", *map(str, files), "--target", target, "--store", str(database), *timing]) == 0
+        capsys.readouterr()
+        p50[where] = {Path(row["artifact"]).parts[-3]: row["p50_ms"] for row in store.fetch(database)}
+    remote, local = p50["remote"], p50["local"]
+    assert remote["point-112"] > 1.5 * remote["point-64"]  # 112 px costs about three times 64 px
+    for point in remote:
+        assert 0.5 < remote[point] / local[point] < 2.0, (remote, local)  # each row is its own file's latency
