@@ -32,13 +32,44 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder; give a file name")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a device, a pipe or a socket)"
+        raise UserError(f"{path} is {kind}: edge-fer writes only regular files it can replace; give another path")
     temporary = path.with_name(f".partial-{path.name}")
     try:
         temporary.write_bytes(payload)
         os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def check_probabilities(probabilities, classes: int, where: str):
+    """A model's output as class probabilities, or a one-line UserError: every value finite and in [0, 1], one
+    column per class, rows summing to 1 (int8 outputs are a step or two of their scale off)."""
+    import numpy as np
+
+    values = np.asarray(probabilities, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != classes:
+        raise UserError(f"{where}: the model gives {values.shape[-1] if values.ndim else 0} outputs per image for "
+                        f"{classes} classes: its metadata is not for this model")
+    if not np.all(np.isfinite(values)):
+        raise UserError(f"{where}: the model's outputs include NaN or infinity: it is broken, re-export it")
+    if values.size and (values.min() < -1e-3 or values.max() > 1 + 1e-3 or np.abs(values.sum(axis=1) - 1).max() > 0.05):
+        raise UserError(f"{where}: the model's outputs are not class probabilities (from {values.min():.3g} to "
+                        f"{values.max():.3g}, rows summing to {values.sum(axis=1).min():.3g}-{values.sum(axis=1).max():.3g})")
+    return values
+
+
+def check_file_hash(artifact: Path, record: dict | None) -> None:
+    """A sidecar that records its file's SHA-256 must describe that file, not one exported there before."""
+    recorded = (record or {}).get("file_sha256")
+    if isinstance(recorded, str) and recorded != file_sha256(artifact):
+        raise UserError(f"{sidecar_path(artifact)} describes another file (its file_sha256 is not {artifact.name}'s): "
+                        "export again, or remove the stale .json")
 
 
 def write_metadata(artifact: Path, record: dict) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge_fer.errors import UserError
-from edge_fer.artifacts import read_metadata
+from edge_fer.artifacts import check_file_hash, check_probabilities, read_metadata
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -81,7 +81,9 @@ class Predictor:
         meta = (read_metadata(artifact) if artifact.is_file() else None) or self._keras_meta(artifact)
         if not meta or not meta.get("classes"):
             raise UserError(f"{artifact}: no metadata with class names beside it (expected {artifact.name}.json or model.json)")
-        self.classes = meta["classes"]
+        if artifact.is_file():
+            check_file_hash(artifact, meta)
+        self.artifact, self.classes = artifact, meta["classes"]
         self.grey_model = (meta.get("preprocessing") or {}).get("source_channels", 1) == 1
         self.detector = FaceDetector(settings)
         self.settings = settings
@@ -111,7 +113,7 @@ class Predictor:
         for box in boxes:
             batch = crop_to_input(image_bgr, box, self.size, self.grey_model)
             started = time.perf_counter_ns()
-            probabilities = self.runner.infer(batch)[0]
+            probabilities = check_probabilities(self.runner.infer(batch), len(self.classes), str(self.artifact))[0]
             latency_ms = (time.perf_counter_ns() - started) / 1e6
             top = int(np.argmax(probabilities))
             results.append({"box": list(box), "label": self.classes[top], "score": float(probabilities[top]),

@@ -4,7 +4,6 @@ terminal. Per target: the latest measurement of each artifact; below, every run,
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -415,6 +414,6 @@ def render_html(markdown: str, title: str) -> str:
 
 
 def atomic_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".partial-{path.name}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    from edge_fer.artifacts import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode())

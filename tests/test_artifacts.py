@@ -1,6 +1,8 @@
 """What an artifact is: its format, and a metadata record checked before any field of it is used."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +45,21 @@ def test_bad_sidecars_are_one_line_errors_in_every_command(tmp_path, capsys, sid
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "r.sqlite").exists()  # refused before the store was made
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_outputs_never_replace_a_device_or_follow_a_link(tmp_path, capsys):
+    import stat
+
+    from edge_fer.cli import main
+
+    ferplus = Path(__file__).resolve().parents[1] / "benchmarks" / "ferplus" / "model-onnx-fp32.onnx"
+    assert main(["bundle", str(ferplus), "--target", "jetson-xavier-nx", "--out", "/dev/full"]) == 2
+    assert "is not a regular file" in capsys.readouterr().err and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "bundle.tar.gz"
+    link.symlink_to(victim)
+    assert main(["bundle", str(ferplus), "--target", "jetson-xavier-nx", "--out", str(link)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "keep me" and link.is_symlink() and not list(tmp_path.glob(".partial-*"))

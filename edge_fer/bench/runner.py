@@ -70,9 +70,10 @@ NO_SCORING = ScoringData(None, Path("."))
 
 
 def artifact_facts(path: Path) -> dict:
-    from edge_fer.artifacts import format_of_artifact
+    from edge_fer.artifacts import check_file_hash, format_of_artifact
 
     meta = read_metadata(path) or {}
+    check_file_hash(path, meta)
     export_format = format_of_artifact(path)
     return {"path": path, "meta": meta, "format": export_format,
             "image_size": meta.get("image_size") or None, "classes": meta.get("classes")}
@@ -150,9 +151,14 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
                mean_ms=single.get("mean_ms"),
                images_per_s=(measured.get("offline") or {}).get("images_per_s") or single.get("qps"))
     if "probabilities" in measured and scoring.dataset is not None:
+        from edge_fer.artifacts import check_probabilities
         from edge_fer.evaluate import classification_metrics
 
-        scored = classification_metrics(scoring.split.labels, np.asarray(measured["probabilities"]), scoring.dataset.classes)
+        try:
+            probabilities = check_probabilities(measured["probabilities"], len(scoring.dataset.classes), path.name)
+        except UserError as error:  # scored as nothing, not as a 0.25 "passed"
+            return {**row, "status": "failed", "reason": str(error), "metrics": metrics}
+        scored = classification_metrics(scoring.split.labels, probabilities, scoring.dataset.classes)
         metrics["scores"] = scored
         row.update(accuracy=scored["accuracy"], macro_f1=scored["macro_f1"], dataset=scoring.dataset.name,
                    synthetic=int(scoring.dataset.synthetic))
