@@ -81,9 +81,22 @@ def digest(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+MANIFEST_KEYS = {"settings_hash": str, "inputs": dict, "outputs": dict}
+
+
 def read_manifest(stage_dir: Path) -> dict | None:
+    """A stage's manifest, None where there is none; one line if the file is not one this program wrote."""
     path = stage_dir / "manifest.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), t) for k, t in MANIFEST_KEYS.items()) \
+            or not all(isinstance(v, str) for v in manifest["outputs"].values()):
+        raise UserError(f"{path} is not an edge-fer manifest: delete it (that stage runs again) and rerun")
+    return manifest
 
 
 def write_manifest(stage_dir: Path, manifest: dict) -> None:
@@ -135,9 +148,12 @@ class Pipeline:
         return inputs
 
     def up_to_date(self, stage: str) -> bool:
+        from edge_fer.pipeline_stages import OUTSIDE_OUTPUTS
+
         manifest = read_manifest(self.stage_dir(stage))
         return (manifest is not None and manifest["settings_hash"] == self.settings_hash(stage)
-                and manifest["inputs"] == self.inputs_hash(stage) and outputs_intact(self.stage_dir(stage), manifest))
+                and manifest["inputs"] == self.inputs_hash(stage) and outputs_intact(self.stage_dir(stage), manifest)
+                and OUTSIDE_OUTPUTS.get(stage, lambda pipeline: True)(self))
 
     @staticmethod
     def prepare(stage_dir: Path, key: str) -> None:

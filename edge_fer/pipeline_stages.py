@@ -358,6 +358,10 @@ def stage_report(pipeline, stage_dir: Path) -> dict:
     return {"summary": {"report": report["markdown"]}}
 
 
+# what a stage made outside its own folder, checked before it counts as up to date: a results store replaced or
+# corrupted since the bench ran sends the bench stage to run again (and its one-line error if the file is not a store)
+OUTSIDE_OUTPUTS = {"bench": lambda pipeline: __import__("edge_fer.bench.store", fromlist=["intact"]).intact(store_path(pipeline))}
+
 STAGE_FUNCTIONS = {"data": stage_data, "train": stage_train, "qat": stage_qat, "export": stage_export,
                    "evaluate": stage_evaluate, "bench": stage_bench, "report": stage_report}
 

@@ -96,6 +96,19 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     baselines = report[report.index("## Baselines"):]
     assert "| tiny: keras |" in baselines and "| tiny-base: keras |" in baselines and "(mobilenet_v1)" in baselines
 
+    # a results store replaced by other bytes is noticed, not skipped over; a manifest that is not one is one line
+    store_bytes = (runs / "results.sqlite").read_bytes()
+    (runs / "results.sqlite").write_bytes(os.urandom(4096))
+    assert main(["run", str(pipeline), "--json"]) == 2
+    assert "results.sqlite" in capsys.readouterr().err
+    (runs / "results.sqlite").write_bytes(store_bytes)
+    (runs / "evaluate" / "manifest.json").write_text("[1, 2]")
+    assert main(["run", str(pipeline), "--json"]) == 2
+    printed = capsys.readouterr().err
+    error = printed.strip().splitlines()[-1]  # the stage log lines come first
+    assert error.startswith("error: ") and "evaluate/manifest.json is not an edge-fer manifest" in error
+    assert "Traceback" not in printed
+
 
 PATHS = pytest.mark.hostile("paths")
 

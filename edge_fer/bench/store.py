@@ -49,6 +49,19 @@ def check(path: str | Path) -> None:
                         "not an edge-fer store")
 
 
+def intact(path: str | Path) -> bool:
+    """An existing file that is an edge-fer store (read only: nothing is created)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
+    except sqlite3.Error:
+        return False
+    return set(COLUMNS) <= present
+
+
 def require(path: str | Path) -> None:
     """An existing, valid store, for the commands that only read one (report, pick)."""
     from edge_fer.errors import UserError
