@@ -831,6 +831,9 @@ def entry() -> None:
     """The `edge-fer` command: native library output goes to a log file, then main()."""
     from edge_fer import quiet
 
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show a character gets '?', not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     if not os.environ.get("EDGE_FER_DEBUG"):
         try:
             quiet.native_output_to(os.environ.get("EDGE_FER_LOG") or quiet.default_log())

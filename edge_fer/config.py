@@ -97,6 +97,10 @@ def load_toml(path: str | Path) -> dict:
             return tomllib_compat.load(stream)
     except tomllib_compat.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a configuration") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
 
 
 def apply_override(data: dict, text: str) -> dict:

@@ -21,8 +21,14 @@ current_log: Path | None = None
 
 
 def default_log() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "edge_fer" / "logs" / "native.log"
+    """Under the user's cache folder; an OSError (the messages stay on the terminal) where the home folder does not
+    exist: a HOME that points nowhere must not make edge-fer create it."""
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "edge_fer" / "logs" / "native.log"
+    home = Path.home()
+    if not home.is_dir():
+        raise OSError(f"the home folder {home} does not exist")
+    return home / ".cache" / "edge_fer" / "logs" / "native.log"
 
 
 def native_output_to(log_path: str | Path) -> Path:

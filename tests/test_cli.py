@@ -223,3 +223,25 @@ def test_report_without_a_store_is_one_line_and_writes_nothing(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "no results store at missing.sqlite" in err and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.hostile("tracebacks")
+def test_a_toml_nested_thousands_deep_is_one_line(tmp_path, capsys):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert main(["run", str(deep)]) == 2
+    assert "nested too deeply" in capsys.readouterr().err
+
+
+@pytest.mark.hostile("tracebacks")
+def test_a_terminal_that_cannot_show_a_character_gets_a_question_mark_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    qdq = Path(__file__).resolve().parents[1] / "benchmarks" / "ferplus" / "model-onnx-int8-qdq.onnx"
+    result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "check", "tensorrt", str(qdq), "--dla"],
+                            env={**os.environ, "PYTHONIOENCODING": "ascii"}, capture_output=True, timeout=300)
+    assert b"Traceback" not in result.stderr and b"cannot run on DLA" in result.stdout + result.stderr
+    assert result.returncode == 2  # the Q/DQ file is not for DLA; the check says so in plain ASCII

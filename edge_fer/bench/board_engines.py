@@ -179,6 +179,8 @@ def measured_engine(answer: dict, parsed: dict) -> dict:
     latency, engine = parsed["latency_ms"], answer["engine"]
     if latency["median"] is None:
         return {"error": "trtexec exited 0 but printed no latency summary", "engine": engine}
+    if parsed["problems"]:
+        return {"error": f"trtexec printed impossible figures: {', '.join(parsed['problems'][:3])}", "engine": engine}
     built = engine.get("precision_built")
     if built and built != engine["precision"]:
         return {"error": f"asked for a {engine['precision']} engine but its layers run {built} "

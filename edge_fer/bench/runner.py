@@ -121,6 +121,8 @@ def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings
     latency = parsed["latency_ms"]
     if latency["median"] is None:
         return {"error": "trtexec printed no latency summary"}
+    if parsed["problems"]:
+        return {"error": f"trtexec printed impossible figures: {', '.join(parsed['problems'][:3])}"}
     return {"format": facts["format"].name, "trtexec": parsed, "timed_by": "trtexec",
             "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
                               "mean_ms": latency["mean"], "qps": parsed["throughput_qps"]}}

@@ -60,7 +60,18 @@ def parse_trtexec(text: str) -> dict:
                 result[legacy_block[0]][key] = float(value)
                 if legacy_block[1] and end_to_end is not None:
                     result[legacy_block[1]][key] = float(end_to_end)
+    result["problems"] = impossible_figures(result)
     return result
+
+
+def impossible_figures(result: dict) -> list[str]:
+    """Figures no real run prints: a negative or non-finite time or rate."""
+    import math
+
+    found = [("throughput_qps", result["throughput_qps"])] + [
+        (f"{block}.{key}", value) for block in (*SUMMARY_BLOCKS.values(), "end_to_end_ms") for key, value in result[block].items()]
+    found += [(name, result[name]) for name in ("total_host_walltime_s", "total_gpu_compute_s")]
+    return [f"{name} = {value:g}" for name, value in found if value is not None and (value < 0 or not math.isfinite(value))]
 
 
 def parse_trtexec_file(path: str | Path) -> dict:
@@ -72,4 +83,6 @@ def parse_trtexec_file(path: str | Path) -> dict:
     parsed = parse_trtexec(path.read_text(errors="replace"))
     if parsed["throughput_qps"] is None and all(v is None for v in parsed["latency_ms"].values()):
         raise UserError(f"{path}: no trtexec performance summary found (expected 'Throughput: ... qps' and latency lines)")
+    if parsed["problems"]:
+        raise UserError(f"{path}: figures no trtexec run prints ({', '.join(parsed['problems'][:3])}): not a real log")
     return parsed

@@ -19,20 +19,27 @@ from edge_fer.data.base import Split
 FIELDS = ("images", "labels", "files", "soft_labels", "subjects")
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("EDGE_FER_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "edge_fer")
-    return Path(base) / "datasets"
+def cache_dir() -> Path | None:
+    """EDGE_FER_CACHE, else ~/.cache/edge_fer; None (no cache) where the home folder does not exist, so a HOME
+    that points nowhere is never created."""
+    if os.environ.get("EDGE_FER_CACHE"):
+        return Path(os.environ["EDGE_FER_CACHE"]) / "datasets"
+    home = Path(os.path.expanduser("~"))
+    return home / ".cache" / "edge_fer" / "datasets" if home.is_dir() else None
 
 
 def cache_key(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def cache_path(name: str, key: str) -> Path:
-    return cache_dir() / f"{name}-{key}.npz"
+def cache_path(name: str, key: str) -> Path | None:
+    folder = cache_dir()
+    return folder / f"{name}-{key}.npz" if folder is not None else None
 
 
-def save(path: Path, splits: dict[str, Split], meta: dict) -> None:
+def save(path: Path | None, splits: dict[str, Split], meta: dict) -> None:
+    if path is None:
+        return
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
     for split_name, split in splits.items():
         for field in FIELDS:
@@ -50,8 +57,10 @@ def save(path: Path, splits: dict[str, Split], meta: dict) -> None:
         raise
 
 
-def load(path: Path) -> tuple[dict[str, Split], dict] | None:
-    if not path.is_file():
+def load(path: Path | None) -> tuple[dict[str, Split], dict] | None:
+    """The cached splits, or None (decode again and overwrite) where the entry is missing, unreadable, or holds
+    what no decode writes: a label outside the classes, a vote distribution that is not one."""
+    if path is None or not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -60,6 +69,23 @@ def load(path: Path) -> tuple[dict[str, Split], dict] | None:
             for split_name in meta["splits"]:
                 values = {f: archive[f"{split_name}.{f}"] for f in FIELDS if f"{split_name}.{f}" in archive.files}
                 splits[split_name] = Split(**values)
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None  # unreadable cache entry: decode again and overwrite it
+    if not all(plausible(split, len(meta.get("classes") or [])) for split in splits.values()):
+        return None
     return splits, meta
+
+
+def plausible(split: Split, classes: int) -> bool:
+    labels = np.asarray(split.labels)
+    if labels.size and (labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= classes):
+        return False
+    if split.images.dtype != np.uint8 or split.images.ndim != 4:
+        return False
+    soft = split.soft_labels
+    if soft is not None:
+        soft = np.asarray(soft, dtype=np.float64)
+        if soft.ndim != 2 or soft.shape[1] != classes or not np.all(np.isfinite(soft)) or soft.min() < 0 \
+                or np.abs(soft.sum(axis=1) - 1).max() > 1e-3:
+            return False
+    return True

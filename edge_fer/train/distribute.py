@@ -90,14 +90,25 @@ def read_tf_config() -> dict:
     if not text:
         raise UserError("train.distribute = 'multi_worker' needs the cluster: set TF_CONFIG or pass "
                         "--workers HOST:PORT,HOST:PORT --task-index N")
+    shape = 'TF_CONFIG is not {"cluster": {"worker": ["HOST:PORT", ...]}, "task": {"type": "worker", "index": N}}'
     try:
         config = json.loads(text)
-        config["cluster"]["worker"]
-        task = config["task"]
-        index = int(task["index"])
-    except (ValueError, KeyError, TypeError):
-        raise UserError('TF_CONFIG is not {"cluster": {"worker": ["HOST:PORT", ...]}, "task": {"type": "worker", '
-                        '"index": N}}') from None
+        cluster, task = config["cluster"], config["task"]
+        index = task["index"]
+        if not isinstance(cluster, dict) or not all(isinstance(hosts, list) for hosts in cluster.values()):
+            raise TypeError
+        if isinstance(index, str) and index.isdigit():
+            index = int(index)
+        if not isinstance(index, int) or isinstance(index, bool):  # 1.9 is not task 1
+            raise TypeError
+        cluster["worker"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise UserError(shape) from None
+    for address in [host for hosts in cluster.values() for host in hosts]:
+        host, _, port = str(address).rpartition(":") if isinstance(address, str) else ("", "", "")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535 or any(c.isspace() for c in host):
+            raise UserError(f"TF_CONFIG: worker address {address!r} is not HOST:PORT")
+    task["index"] = index
     if set(config["cluster"]) - {"worker", "chief"}:
         raise UserError(f"TF_CONFIG: edge-fer runs 'worker' (and 'chief') tasks only, got {sorted(config['cluster'])}")
     if task.get("type") not in config["cluster"] or not 0 <= index < len(config["cluster"][task["type"]]):

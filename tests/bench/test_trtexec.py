@@ -67,3 +67,15 @@ def test_json_output_is_strict_for_absurd_logs(tmp_path, capsys):
     assert "Infinity" not in text and "NaN" not in text  # strict JSON, which every parser reads
     parsed = json.loads(text)
     assert parsed["throughput_qps"] is None and parsed["latency_ms"]["min"] is None and parsed["latency_ms"]["max"] == 2.0
+
+
+@pytest.mark.hostile("malformed-input")
+def test_a_log_with_impossible_figures_is_refused(tmp_path, capsys):
+    from edge_fer.cli import main
+
+    real = (TRTEXEC_FIXTURES / "trt8_summary_yolov7-pr329.log").read_text()
+    log = tmp_path / "negative.log"
+    log.write_text(real.replace("Throughput: 716.632 qps", "Throughput: -5 qps"))
+    assert main(["trtexec", "parse", str(log)]) == 2
+    assert "throughput_qps = -5" in capsys.readouterr().err
+    assert parse_trtexec(real)["problems"] == []

@@ -48,3 +48,30 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path, isolated_cache):
     entry = next(p for p in cache_files(isolated_cache) if p.suffix == ".npz")
     entry.write_bytes(b"not an npz")
     assert len(load_dataset("ferplus", root).splits["test"]) == 1
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_a_cache_entry_edited_to_hold_impossible_labels_is_decoded_again(tmp_path, isolated_cache):
+    root = make_ferplus(tmp_path / "ferplus")
+    original = load_dataset("ferplus", root).splits["train"].labels.copy()
+    entry = next(p for p in cache_files(isolated_cache) if p.suffix == ".npz")
+    with np.load(entry, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["train.labels"] = np.array([99, -5][:len(original)], dtype=np.int64)
+    with open(entry, "wb") as stream:
+        np.savez(stream, **arrays)
+    assert np.array_equal(load_dataset("ferplus", root).splits["train"].labels, original)
+
+
+@pytest.mark.hostile("writes outside")
+def test_a_home_that_does_not_exist_is_not_created(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    nowhere = tmp_path / "nonexistent"
+    root = make_ferplus(tmp_path / "ferplus")
+    env = {key: value for key, value in __import__("os").environ.items() if key not in ("EDGE_FER_CACHE", "XDG_CACHE_HOME")}
+    result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "data", "inspect", "ferplus", "--root", str(root)],
+                            env={**env, "HOME": str(nowhere)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not nowhere.exists()

@@ -54,6 +54,12 @@ def test_bad_cluster_flags_are_one_line_errors(workers, index, message):
     ("{not json", "TF_CONFIG is not"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "is not in the cluster"),
     ('{"cluster": {"worker": ["a:1"], "ps": ["b:1"]}, "task": {"type": "worker", "index": 0}}', "'worker'"),
+    pytest.param('{"cluster": {"worker": "abc"}, "task": {"type": "worker", "index": 0}}', "TF_CONFIG is not",
+                 marks=pytest.mark.hostile("malformed-input")),  # was a TypeError inside TensorFlow
+    pytest.param('{"cluster": {"worker": ["a:1", "no-port"]}, "task": {"type": "worker", "index": 0}}', "'no-port' is not HOST:PORT",
+                 marks=pytest.mark.hostile("malformed-input")),
+    pytest.param('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1.9}}', "TF_CONFIG is not",
+                 marks=pytest.mark.hostile("malformed-input")),  # was rounded to task 1
 ])
 def test_tf_config_is_checked_before_tensorflow_sees_it(monkeypatch, text, message):
     if text is None:
