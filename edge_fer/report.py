@@ -162,14 +162,23 @@ def runtime_of(format_name: str) -> str:
     return next((f.runtime for f in export_formats() if f.name == format_name), "other")
 
 
+def pyplot():
+    """matplotlib without a display, and names drawn as plain text: a class, run or peer named "$x^{$" is a
+    label, not TeX that can fail to parse."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: bool = False,
                           references: list[dict] | None = None) -> bool:
     """Accuracy against p50: colour = runtime, marker = precision, references (peers, baselines) as stars and
     crosses, the Pareto front as a step line, labels moved apart (adjustText), SYNTHETIC stamped across."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from adjustText import adjust_text
     from matplotlib.lines import Line2D
 
@@ -223,10 +232,7 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
 
 
 def plot_confusion(row: dict, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     scores = (row.get("metrics") or {}).get("scores")

@@ -136,3 +136,13 @@ def test_a_gpu_engine_on_a_jetson_with_dlas_is_not_held_to_the_module_tops():
     assert roofline_ms(engine, "jetson-orin-nano") is not None  # no DLA: the module figure is the GPU's
     on_dla = {**engine, "metrics": {"macs": 86_196_736, "engine": {"dla_core": 0}}}
     assert roofline_ms(on_dla, "jetson-orin-nano") is None
+
+
+@pytest.mark.hostile("tracebacks")
+def test_names_that_look_like_tex_are_drawn_as_plain_text(tmp_path):
+    results = tmp_path / "results.sqlite"
+    rows = [{**stored_row("tflite-fp32", "fp32", 0.90, 0.51), "artifact": "runs/$x^{$/export/model-tflite-fp32.tflite"},
+            {**stored_row("tflite-int8", "int8", 0.91, 0.30), "artifact": "runs/plain/export/model-tflite-int8.tflite"}]
+    store.insert(results, rows)
+    report = build_report(results, tmp_path / "out")
+    assert report["sections"][0]["plot"] and "$x^{$:tflite-fp32" in (tmp_path / "out" / "report.md").read_text()
