@@ -103,7 +103,7 @@ def read_label_csv(path: Path) -> list[tuple[str, np.ndarray]]:
 
 
 def parse_label_rows(path: Path) -> list[tuple[str, np.ndarray]]:
-    rows = []
+    rows, seen = [], {}
     with open(path, newline="", encoding="utf-8") as stream:
         for line_number, row in enumerate(csv.reader(stream), start=1):
             if not row or all(not cell.strip() for cell in row):
@@ -116,12 +116,15 @@ def parse_label_rows(path: Path) -> list[tuple[str, np.ndarray]]:
                 )
             try:
                 votes = np.asarray([int(cell) for cell in row[2:]], dtype=np.int64)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise DataError(f"vote counts must be whole numbers, got {row[2:]}", path, line_number) from None
             if (votes < 0).any() or (votes > MAX_VOTES).any():
                 raise DataError(f"vote counts must be from 0 to {MAX_VOTES}", path, line_number)
             name = row[0].strip()
             if not name or Path(name).name != name or name in (".", ".."):
                 raise DataError(f"image name {name!r} must be a file name inside the split folder", path, line_number)
+            if name in seen:  # each row would be decoded again: a file of repeated rows grows without bound
+                raise DataError(f"image {name} is listed twice (first on line {seen[name]})", path, line_number)
+            seen[name] = line_number
             rows.append((name, votes))
     return rows

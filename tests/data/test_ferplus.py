@@ -102,6 +102,10 @@ def test_real_ferplus_argmax_is_close_to_the_patt_lite_split_sizes():
     ('../../outside.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0', "must be a file name inside the split folder"),
     pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,1e30,0,0,0,0,0,0,1,0', "vote counts must be whole numbers", marks=pytest.mark.hostile("malformed-input")),
     pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,99999999,0,0,0,0,0,0,1,0', "vote counts must be from 0 to 1000", marks=pytest.mark.hostile("malformed-input")),
+    pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,' + "9" * 31 + ',0,0,0,0,0,0,1,0', "vote counts must be whole numbers",
+                 marks=pytest.mark.hostile("tracebacks")),  # 10^31: was an OverflowError
+    pytest.param('fer0000000.png,"(0, 0, 48, 48)",0,9,0,0,0,0,0,0,1,0\n' * 3, r"listed twice \(first on line 1\)",
+                 marks=pytest.mark.hostile("bounded")),  # repeated rows were each decoded again: memory without bound
 ])
 def test_hostile_label_rows_are_one_line_errors(tmp_path, row, message):
     from edge_fer.errors import DataError
