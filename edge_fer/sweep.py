@@ -29,6 +29,11 @@ def sweep_points(name: str, grid: dict, points: list) -> list[SweepPoint]:
         if not isinstance(values, list) or not values:
             raise UserError(f"sweep.grid.{key} must be a non-empty list of values, got {values!r}")
     keys = list(grid)
+    size = 1
+    for key in keys:  # counted before anything is built: a 20^6 grid is refused, not allocated
+        size *= len(grid[key])
+    if size + len(points) > MAX_POINTS:
+        raise UserError(f"the sweep has {size + len(points)} points; at most {MAX_POINTS} (split it into several files)")
     for values in itertools.product(*(grid[key] for key in keys)) if keys else []:
         label = "-".join(f"{key.split('.')[-1]}{value}" for key, value in zip(keys, values))
         found.append(SweepPoint(f"{name}-{label}", dict(zip(keys, values))))
@@ -200,9 +205,18 @@ def load_references(paths: list[str]) -> list[dict]:
         if payload is None:
             ui.warn(f"report.references: {path} is missing or not JSON; skipped")
             continue
-        for row in payload.get("rows", []):
+        rows = payload.get("rows") if isinstance(payload, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise UserError(f"report.references: {path} is not a peer file (a JSON object with a list of rows, as "
+                            "benchmarks/fer_peer.py writes)")
+        classes = payload.get("classes") if isinstance(payload.get("classes"), list) else []
+        for row in rows:
             if str(row.get("model", "")).startswith("PAtt-Lite"):
                 continue  # ours: on the plot already, as artifacts
-            references.append({"label": f"peer: {row.get('model')}, {len(payload.get('classes', []))} classes", "kind": "peer",
-                               "p50_ms": (row.get("latency") or {}).get("p50_ms"), "accuracy": row.get("accuracy")})
+            latency, accuracy = row.get("latency"), row.get("accuracy")
+            p50 = latency.get("p50_ms") if isinstance(latency, dict) else None
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (p50, accuracy)):
+                raise UserError(f"report.references: {path}: row {row.get('model')!r} needs numbers latency.p50_ms and accuracy")
+            references.append({"label": f"peer: {row.get('model')}, {len(classes)} classes", "kind": "peer",
+                               "p50_ms": p50, "accuracy": accuracy})
     return references

@@ -66,3 +66,28 @@ def test_a_warm_started_point_names_its_start_and_that_start_s_training_time(tmp
     assert warm_start_text({"path": str(tmp_path)}) == f"{tmp_path.name} (99 s)"  # an older record: read the start
     assert warm_start_text({"path": str(tmp_path / "model.keras")}) == f"{tmp_path.name} (99 s)"
     assert warm_start_text({"path": str(tmp_path / "gone" / "model.keras")}) == "gone"
+
+
+@pytest.mark.hostile("bounded")
+def test_a_huge_grid_is_refused_before_it_is_built(monkeypatch):
+    import itertools
+
+    def no_product(*args, **kwargs):
+        raise AssertionError("the grid was built before its size was checked")
+
+    monkeypatch.setattr(itertools, "product", no_product)
+    grid = {f"train.k{index}": list(range(20)) for index in range(6)}  # 64 million points
+    with pytest.raises(UserError, match="the sweep has 64000000 points; at most 100"):
+        sweep_points("huge", grid, [])
+
+
+@pytest.mark.hostile("tracebacks")
+@pytest.mark.parametrize("payload", ['[1, 2]', '{"rows": "abc"}', '{"rows": [{"model": "x", "latency": 5}]}',
+                                     '{"rows": [{"model": "x", "latency": {"p50_ms": "fast"}, "accuracy": 0.7}]}'])
+def test_a_references_file_of_the_wrong_shape_is_one_line(tmp_path, payload):
+    from edge_fer.sweep import load_references
+
+    path = tmp_path / "peer.json"
+    path.write_text(payload)
+    with pytest.raises(UserError, match="report.references"):
+        load_references([str(path)])
