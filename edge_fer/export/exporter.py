@@ -320,11 +320,19 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
             "precision": export_format.precision, "export_seconds": record["export_seconds"]}
 
 
+def check_settings(settings: ExportSettings) -> None:
+    for name, low in (("calibration_images", 1), ("parity_images", 0)):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 100_000:
+            raise UserError(f"export.{name} (--{name.replace('_', '-')}) must be a whole number from {low} to 100000, got {value!r}")
+
+
 def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat_dir: str | Path | None = None,
            dataset_override: dict | None = None) -> list[dict]:
     from edge_fer.export.tensorrt import NO_GPU_MESSAGE
 
     formats = parse_formats(settings.formats)
+    check_settings(settings)  # before any file is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 import tf_keras as keras
 
 from edge_fer import ui
@@ -86,10 +88,15 @@ def build_mobilenet(scaled_input, weights: str | None, alpha: float = 1.0) -> tu
         if not path.is_file():
             raise UserError(f"weights file {path} does not exist; pass 'imagenet', 'none' or the path of {weights_file(alpha)}")
         source = str(path)
+    before = base.get_weights()
     try:
         base.load_weights(str(path), by_name=True, skip_mismatch=False)
     except (ValueError, OSError) as error:
         raise UserError(f"cannot load MobileNet weights from {path}: {error}") from None
+    loaded = sum(not np.array_equal(old, new) for old, new in zip(before, base.get_weights()))
+    if not loaded:  # by_name matched nothing: the model would be random init, reported as pretrained
+        raise UserError(f"{path} holds no weights of MobileNet's layers (conv1, conv_dw_*, conv_pw_*) at alpha {alpha}: "
+                        f"give {weights_file(alpha)}, 'imagenet' or 'none'")
     return base, WeightsOrigin(requested, True, source)
 
 

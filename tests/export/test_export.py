@@ -218,3 +218,14 @@ def test_onnxruntime_runs_the_tensorrt_form_qdq_file(exported, tmp_path):
                                  providers=["CPUExecutionProvider"])
     ops = [node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node]
     assert ops.count("QLinearConv") + ops.count("Conv") + ops.count("FusedConv") >= 20
+
+
+@pytest.mark.hostile("half-written")
+@pytest.mark.parametrize("setting, value", [("calibration_images", -5), ("parity_images", -1), ("calibration_images", 0)])
+def test_bad_export_counts_are_refused_before_any_file(tmp_path, setting, value):
+    from edge_fer.errors import UserError
+    from edge_fer.export.exporter import ExportSettings, export
+
+    with pytest.raises(UserError, match=f"export.{setting}"):
+        export(tmp_path / "no-model", tmp_path / "out", ExportSettings(formats="cpu", **{setting: value}))
+    assert not (tmp_path / "out").exists()

@@ -189,3 +189,12 @@ def test_weights_from_a_local_file_and_from_the_keras_cache(monkeypatch, tmp_pat
 
     with pytest.raises(UserError, match="does not exist"):
         create_model("patt_lite", 8, 64, weights=str(tmp_path / "missing.h5"))
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_a_weights_file_without_mobilenet_layers_is_refused_not_reported_pretrained(tmp_path):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense_other")])
+    path = tmp_path / "other.h5"
+    other.save_weights(str(path))
+    with pytest.raises(UserError, match="holds no weights of MobileNet's layers"):
+        create_model("patt_lite", 8, 64, weights=str(path))
