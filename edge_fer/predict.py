@@ -30,6 +30,9 @@ class PredictSettings:
     detect: bool = True  # False: each input is already a face crop (the whole image is the face)
 
 
+DETECT_PIXELS = 4_000_000  # what the face cascade looks at: faces in a larger photo are found at this size
+
+
 class FaceDetector:
     def __init__(self, settings: PredictSettings):
         path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -39,7 +42,17 @@ class FaceDetector:
         self.settings = settings
 
     def detect(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """Face boxes (x, y, w, h); overlapping detections of one face are merged by non-maximum suppression."""
+        """Face boxes (x, y, w, h); overlapping detections of one face are merged by non-maximum suppression. The
+        cascade sees at most DETECT_PIXELS (its image pyramid of a 40 MP photo took 4 GB); boxes come back in the
+        image's own pixels."""
+        scale = min(1.0, (DETECT_PIXELS / max(1, grey.shape[0] * grey.shape[1])) ** 0.5)
+        if scale < 1.0:
+            small = cv2.resize(grey, (max(1, int(grey.shape[1] * scale)), max(1, int(grey.shape[0] * scale))),
+                               interpolation=cv2.INTER_AREA)
+            return [tuple(int(round(v / scale)) for v in box) for box in self._detect(small)]
+        return self._detect(grey)
+
+    def _detect(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
         boxes, _, weights = self.cascade.detectMultiScale3(
             grey, scaleFactor=self.settings.scale_factor, minNeighbors=self.settings.min_neighbors,
             minSize=(self.settings.min_face, self.settings.min_face), outputRejectLevels=True)
@@ -151,13 +164,19 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def write_atomic_image(path: Path, image: np.ndarray) -> None:
-    temporary = path.with_name(f".partial-{path.name}")
-    if not cv2.imwrite(str(temporary), image):
-        raise UserError(f"cannot write {path}")
-    os.replace(temporary, path)
+    """PNG bytes encoded in memory, then one atomic write: a full disk leaves neither a truncated PNG nor a
+    partial file (cv2.imwrite reports a short write as success)."""
+    from edge_fer.artifacts import atomic_write_bytes
+
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise UserError(f"cannot encode {path}")
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
+    from edge_fer.artifacts import atomic_write_bytes
+
     image = read_image(path)
     faces = predictor.faces(image)
     result = {"input": str(path), "width": image.shape[1], "height": image.shape[0], "faces": faces}
@@ -165,16 +184,24 @@ def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
         annotated = out / f"{path.stem}-annotated.png"
         write_atomic_image(annotated, annotate(image, faces))
         result["annotated"] = str(annotated)
-        temporary = out / f".partial-{path.stem}.json"
-        temporary.write_text(json.dumps(result, indent=2))
-        os.replace(temporary, out / f"{path.stem}.json")
+        try:
+            atomic_write_bytes(out / f"{path.stem}.json", json.dumps(result, indent=2).encode())
+        except UserError:
+            annotated.unlink(missing_ok=True)  # the pair or nothing
+            raise
     return result
 
 
 def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
+    from edge_fer.data.images import MAX_IMAGE_PIXELS
+
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise UserError(f"{path}: cannot open it as a video")
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    if width * height > MAX_IMAGE_PIXELS:  # from the container's header, before a frame is decoded
+        capture.release()
+        raise UserError(f"{path}: frames are {width}x{height}, above the {MAX_IMAGE_PIXELS:,}-pixel limit; downscale it first")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer = None
     lines_path = out / f"{path.stem}.jsonl" if out else None
@@ -182,6 +209,7 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
     partial_video = out / f".partial-{path.stem}-annotated.mp4" if out else None
     frames = faces_total = 0
     lines = open(partial_lines, "w") if partial_lines else None
+    finished = False
     try:
         while True:
             ok, frame = capture.read()
@@ -196,13 +224,26 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
                 writer.write(annotate(frame, faces))
             frames += 1
             faces_total += len(faces)
+        if lines:
+            lines.flush()
+            os.fsync(lines.fileno())  # a full disk shows here, not as a truncated file renamed into place
+        finished = True
+    except OSError as error:
+        raise UserError(f"cannot write the results of {path} into {out}: {error.strerror or error}") from None
     finally:
         capture.release()
         if writer is not None:
             writer.release()
         if lines:
             lines.close()
+        if not finished:  # Ctrl-C, a full disk, a bad frame: nothing half-written stays behind
+            for partial in (partial_lines, partial_video):
+                if partial is not None:
+                    partial.unlink(missing_ok=True)
     if frames == 0:
+        for partial in (partial_lines, partial_video):
+            if partial is not None:
+                partial.unlink(missing_ok=True)
         raise UserError(f"{path}: the video has no readable frames")
     result = {"input": str(path), "frames": frames, "faces": faces_total, "fps": fps}
     if out is not None:

@@ -131,3 +131,84 @@ def test_no_detect_classifies_each_face_crop_whole(exported, tmp_path, capsys):
         assert face["box"] == [0, 0, 48, 48]
         canvas = cv2.imread(result["input"])
         assert face["label"] == own_label(artifact, canvas, face["box"], list(face["probabilities"]))
+
+
+def tiny_model(tmp_path):
+    from tests.bench.test_trust import tiny_onnx
+
+    return tiny_onnx(tmp_path / "model-onnx-fp32.onnx")
+
+
+@pytest.mark.hostile("bounded")
+def test_a_video_with_huge_frames_is_refused_before_a_frame_is_decoded(tmp_path, capsys):
+    video = tmp_path / "huge.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 1, (8000, 8000))
+    writer.write(np.zeros((8000, 8000, 3), np.uint8))
+    writer.release()
+    assert video.stat().st_size < 1_000_000  # 405 KB on disk, 192 MB a frame, gigabytes in the cascade
+    assert main(["predict", str(video), "--artifact", str(tiny_model(tmp_path))]) == 2
+    assert "frames are 8000x8000, above the 40,000,000-pixel limit" in capsys.readouterr().err
+
+
+@pytest.mark.hostile("bounded")
+def test_face_detection_sees_a_bounded_image_and_answers_in_the_photos_pixels(monkeypatch):
+    from edge_fer.predict import DETECT_PIXELS, FaceDetector, PredictSettings
+
+    detector = FaceDetector(PredictSettings())
+    seen = []
+
+    def cascade(grey, **kwargs):
+        seen.append(grey.shape)
+        return np.array([[100, 200, 300, 300]]), None, np.array([[1.0]])
+
+    monkeypatch.setattr(detector, "cascade", type("Cascade", (), {"detectMultiScale3": staticmethod(cascade)})())
+    boxes = detector.detect(np.zeros((6000, 6600), np.uint8))
+    assert seen[0][0] * seen[0][1] <= DETECT_PIXELS and seen[0][0] < 6000
+    scale = 6000 / seen[0][0]
+    [box] = boxes
+    assert all(abs(got - v * scale) <= 2 for got, v in zip(box, (100, 200, 300, 300)))  # the photo's pixels
+
+
+@pytest.mark.hostile("half-written")
+def test_an_interrupted_video_leaves_nothing_half_written(tmp_path, monkeypatch):
+    from edge_fer.predict import Predictor, PredictSettings, predict_video
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (64, 64))
+    for _ in range(5):
+        writer.write(np.zeros((64, 64, 3), np.uint8))
+    writer.release()
+    predictor = Predictor(tiny_model(tmp_path), PredictSettings())
+    calls = []
+
+    def faces_then_ctrl_c(frame):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(predictor, "faces", faces_then_ctrl_c)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        predict_video(predictor, video, out)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.hostile("half-written")
+def test_predict_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        from tests.helpers import write_png
+
+        photo = write_png(tmp_path / "face.png", size=(400, 400), mode="RGB")
+        assert main(["predict", str(photo), "--artifact", str(tiny_model(tmp_path)), "--no-detect", "--out", str(full)]) == 2
+        assert "No space left on device" in capsys.readouterr().err
+        assert list(full.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
