@@ -22,7 +22,11 @@ def connect(path: str | Path = DEFAULT_STORE) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(str(path))
     columns = ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
-    connection.execute(f"CREATE TABLE IF NOT EXISTS measurements (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
+    try:
+        connection.execute(f"CREATE TABLE IF NOT EXISTS measurements (id INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 
@@ -34,15 +38,21 @@ def check(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"results store {path} is a folder; give a .sqlite file")
+    new = not path.exists()
+    connection = None
     try:
-        with connect(path) as connection:
-            present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
-            connection.execute("BEGIN IMMEDIATE")  # needs write access; nothing is written
-            connection.rollback()
-    except sqlite3.Error as error:
-        raise UserError(f"results store {path}: {error}; give another --store or remove the file") from None
-    except OSError as error:
-        raise UserError(f"results store {path}: {error.strerror}") from None
+        connection = connect(path)
+        present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
+        connection.execute("BEGIN IMMEDIATE")  # needs write access; nothing is written
+        connection.rollback()
+        connection.close()
+    except (sqlite3.Error, OSError) as error:
+        if connection is not None:
+            connection.close()
+        if new:  # a store this check began (a full disk, a read-only folder) is not left behind empty
+            path.unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) else f"{error}; give another --store or remove the file"
+        raise UserError(f"results store {path}: {reason}") from None
     missing = set(COLUMNS) - present
     if missing:
         raise UserError(f"results store {path} has a measurements table without {', '.join(sorted(missing))}: "

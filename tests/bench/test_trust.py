@@ -80,3 +80,26 @@ def test_a_sidecar_that_describes_another_file_is_refused_before_measuring(tmp_p
     face = write_png(tmp_path / "face.png")
     assert main(["predict", str(face), "--artifact", str(model), "--no-detect"]) == 2
     assert "describes another file" in capsys.readouterr().err
+
+
+@pytest.mark.hostile("half-written")
+def test_a_bench_onto_a_full_disk_is_refused_before_measuring_and_leaves_no_empty_store(tmp_path, capsys):
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        filler = full / "filler"
+        with open(filler, "wb") as stream:
+            try:
+                stream.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        model = tiny_onnx(tmp_path / "model-onnx-fp32.onnx")
+        assert main(["bench", str(model), "--target", "host-cpu", "--store", str(full / "s.sqlite"), *QUICK]) == 2
+        assert "results store" in capsys.readouterr().err
+        assert sorted(p.name for p in full.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
