@@ -195,6 +195,6 @@ def measured_engine(answer: dict, parsed: dict) -> dict:
 
 
 def onnx_input_name(path: Path) -> str:
-    import onnx
+    from edge_fer.export.tensorrt_rules import read_onnx
 
-    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+    return read_onnx(path).graph.input[0].name

@@ -103,13 +103,9 @@ def qdq_to_implicit(model) -> tuple[object, dict]:
 
 def qdq_file_to_implicit(qdq_path, tensorrt_version: str) -> tuple[bytes, str]:
     """(Q/DQ-free ONNX bytes, calibration cache text) for a DLA int8 build from a QDQ file."""
-    import onnx
+    from edge_fer.export.tensorrt_rules import read_onnx
 
-    try:
-        model = onnx.load(str(qdq_path), load_external_data=False)
-    except Exception as error:
-        raise UserError(f"{qdq_path}: not a readable ONNX model ({type(error).__name__})") from None
-    plain, scales = qdq_to_implicit(model)
+    plain, scales = qdq_to_implicit(read_onnx(qdq_path))
     if not scales:
         raise UserError(f"{qdq_path} has no activation QuantizeLinear: nothing to calibrate a DLA int8 engine with")
     return plain.SerializeToString(), cache_text(scales, tensorrt_version)

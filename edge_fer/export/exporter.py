@@ -272,9 +272,10 @@ def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
 
 
 def _onnx_input_name(onnx_path: Path) -> str:
-    import onnx
 
-    return onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
+    from edge_fer.export.tensorrt_rules import read_onnx
+
+    return read_onnx(onnx_path).graph.input[0].name
 
 
 def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> dict:
@@ -439,9 +440,10 @@ def _load_onnx_bytes(data: bytes):
 
 
 def _onnx_input_size(onnx_path: Path) -> int:
-    import onnx
 
-    dims = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    from edge_fer.export.tensorrt_rules import read_onnx
+
+    dims = read_onnx(onnx_path).graph.input[0].type.tensor_type.shape.dim
     return int(dims[1].dim_value)
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
 
 from edge_fer.export.tensorrt_support import TensorRTSupport
@@ -246,13 +248,45 @@ def check_tensorrt(model, support: TensorRTSupport, dla: bool = False, gpu_fallb
     return report
 
 
-def check_tensorrt_file(path, support: TensorRTSupport, dla: bool = False, gpu_fallback: bool = True) -> RuleReport:
+MAX_ONNX_BYTES = 2 << 30  # protobuf's own limit for one message
+MAX_TENSOR_ELEMENTS = 1 << 30  # a declared shape above this is no FER model's, and would be allocated on reading
+
+
+def read_onnx(path):
+    """An ONNX file read for checking, never for running: its size bounded, its external data left unread (and
+    refused where it points outside the model's folder), every tensor's declared size bounded, every failure one
+    line."""
     import onnx
 
     from edge_fer.errors import UserError
 
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size:,} bytes is above ONNX's 2 GiB protobuf limit")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # onnx raises DecodeError, OSError and others for a file that is not ONNX
         raise UserError(f"{path}: not a readable ONNX model ({type(error).__name__})") from None
-    return check_tensorrt(model, support, dla=dla, gpu_fallback=gpu_fallback)
+    folder = path.resolve().parent
+    tensors = list(model.graph.initializer) + [node.attribute[0].t for node in model.graph.node
+                                               if node.op_type == "Constant" and node.attribute and node.attribute[0].HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+            if not (folder / location).resolve().is_relative_to(folder):
+                raise UserError(f"{path}: tensor {tensor.name} keeps its data at {location!r}, outside the model's folder")
+        if int(np.prod(list(tensor.dims), dtype=np.float64)) > MAX_TENSOR_ELEMENTS:
+            raise UserError(f"{path}: tensor {tensor.name} declares {list(tensor.dims)} elements: not a model to check")
+    return model
+
+
+def check_tensorrt_file(path, support: TensorRTSupport, dla: bool = False, gpu_fallback: bool = True) -> RuleReport:
+    from edge_fer.errors import UserError
+
+    model = read_onnx(path)
+    try:
+        return check_tensorrt(model, support, dla=dla, gpu_fallback=gpu_fallback)
+    except (ValueError, OSError, TypeError) as error:  # a tensor whose bytes do not match its shape, unreadable data
+        raise UserError(f"{path}: its tensors cannot be read ({type(error).__name__}: {str(error)[:120]})") from None

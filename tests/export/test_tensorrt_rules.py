@@ -1,9 +1,11 @@
 """The TensorRT rule check on hand-made graphs (each breaking one rule) and on the exported QDQ file."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_fer.cli import main
@@ -150,3 +152,36 @@ def test_the_exported_qdq_file_passes_for_every_version(exported):
         assert problems(model, version) == [], version
     meta = json.loads(open(results["onnx-int8-qdq"]["path"] + ".json").read())
     assert meta["tensorrt_check"]["passed"] and meta["tensorrt_check"]["tensorrt"] == "10.x"
+
+
+def hostile_onnx(folder, kind: str):
+    """An ONNX file a checker must refuse without reading or allocating what it declares."""
+    path = folder / "model-onnx-fp32.onnx"
+    if kind == "corrupt":
+        path.write_bytes((Path(__file__).resolve().parents[2] / "benchmarks" / "ferplus" / "model-onnx-fp32.onnx").read_bytes()[:5000])
+        return path
+    weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4, 3])
+    if kind == "outside":
+        weight.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "../../../etc/passwd"), ("offset", "0"), ("length", "48")):
+            entry = weight.external_data.add()
+            entry.key, entry.value = key, value
+    else:  # "huge": 2^40 floats declared, none stored
+        weight = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1 << 20, 1 << 20])
+    graph = helper.make_graph([helper.make_node("MatMul", ["pixels", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 64, 64, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString())
+    return path
+
+
+@pytest.mark.hostile("tracebacks")
+@pytest.mark.parametrize("kind, message", [("corrupt", "not a readable ONNX model"),
+                                           ("outside", "outside the model's folder"), ("huge", "declares")])
+def test_hostile_onnx_files_are_one_line_in_check_and_engine_plans(tmp_path, capsys, kind, message):
+    path = hostile_onnx(tmp_path, kind)
+    assert main(["check", "tensorrt", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert main(["engine", str(tmp_path), "--precision", "fp16", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
