@@ -115,6 +115,17 @@ class Predictor:
         meta_file = folder / "model.json"
         return json.loads(meta_file.read_text()) if meta_file.is_file() else None
 
+    def classify(self, batch: np.ndarray) -> np.ndarray:
+        """The model's output for a batch; a model that fails to run (an allocation it cannot make, an op the
+        runtime refuses) is one line naming it, not a runtime's traceback."""
+        try:
+            return self.runner.infer(batch)
+        except UserError:
+            raise
+        except Exception as error:
+            message = " ".join(str(error).split())
+            raise UserError(f"{self.artifact}: the model failed to run ({type(error).__name__}: {message[-200:]})") from None
+
     def faces(self, image_bgr: np.ndarray) -> list[dict]:
         height, width = image_bgr.shape[:2]
         grey = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY)
@@ -126,7 +137,7 @@ class Predictor:
         for box in boxes:
             batch = crop_to_input(image_bgr, box, self.size, self.grey_model)
             started = time.perf_counter_ns()
-            probabilities = check_probabilities(self.runner.infer(batch), len(self.classes), str(self.artifact))[0]
+            probabilities = check_probabilities(self.classify(batch), len(self.classes), str(self.artifact))[0]
             latency_ms = (time.perf_counter_ns() - started) / 1e6
             top = int(np.argmax(probabilities))
             results.append({"box": list(box), "label": self.classes[top], "score": float(probabilities[top]),

@@ -212,3 +212,31 @@ def test_predict_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsy
         assert list(full.iterdir()) == []
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.hostile("tracebacks")
+def test_a_model_that_cannot_allocate_what_it_asks_is_one_line(tmp_path, capsys):
+    """ConstantOfShape of 2^34 floats: onnxruntime refuses the 64 GiB buffer; predict says so in one line."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.bench.test_trust import CLASSES
+    from tests.helpers import write_png
+
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["big"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=1),
+             helper.make_node("ReduceMean", ["pixels"], ["mean"], axes=[1, 2, 3], keepdims=0),
+             helper.make_node("Mul", ["mean", "total"], ["scaled"]),
+             helper.make_node("Unsqueeze", ["scaled", "axes"], ["column"]),
+             helper.make_node("Tile", ["column", "repeats"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)]
+    constants = [numpy_helper.from_array(np.array([1 << 34], np.int64), "shape"),
+                 numpy_helper.from_array(np.array([1], np.int64), "axes"), numpy_helper.from_array(np.array([1, 7], np.int64), "repeats")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", 16, 16, 3])],
+                              [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["n", 7])], constants)
+    model = tmp_path / "model-onnx-fp32.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    (tmp_path / "model-onnx-fp32.onnx.json").write_text(json.dumps({"format": "onnx-fp32", "classes": CLASSES, "image_size": 16}))
+    assert main(["predict", str(write_png(tmp_path / "face.png")), "--artifact", str(model), "--no-detect"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "the model failed to run" in error and "\n" not in error
