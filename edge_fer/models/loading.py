@@ -82,8 +82,15 @@ def load_model(path: str | Path):
     with zipfile.ZipFile(path) as archive:
         if WEIGHTS_ENTRY not in archive.namelist():
             raise UserError(f"{path}: the archive holds no {WEIGHTS_ENTRY}")
+        declared = archive.getinfo(WEIGHTS_ENTRY).file_size
     model = create_model(spec["name"], num_classes=spec["num_classes"], image_size=spec["image_size"], weights="none",
                          dropout=spec["dropout"], alpha=spec["alpha"])
+    # the weights (float32), room for an optimizer's slots and HDF5's own bytes: an entry declaring more is not
+    # this model's, and would be read for minutes before failing
+    limit = 4 * 4 * model.count_params() + (16 << 20)
+    if declared > limit:
+        raise UserError(f"{path}: {WEIGHTS_ENTRY} declares {declared:,} bytes, more than a {spec['name']} of "
+                        f"{model.count_params():,} weights can hold ({limit:,})")
     try:
         model.load_weights(str(path))
     except (ValueError, OSError, KeyError, TypeError) as error:

@@ -4,6 +4,7 @@ weights, so a crafted layer config in the file never runs."""
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,3 +94,20 @@ def test_a_model_json_with_a_bad_alpha_is_refused(tmp_path):
                                                      "alpha": "wide"}))
     with pytest.raises(UserError, match="alpha must be a number from 0.1 to 2"):
         load_model(tmp_path)
+
+
+@pytest.mark.hostile("bounded")
+def test_a_weights_entry_declaring_far_more_than_the_model_is_refused_before_reading(tmp_path):
+    import time
+
+    source = Path(__file__).resolve().parents[2] / "benchmarks" / "ferplus" / "vote-64"
+    shutil.copy(source / "model.json", tmp_path / "model.json")
+    with zipfile.ZipFile(tmp_path / "model.keras", "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("model.weights.h5", "w", force_zip64=True) as entry:
+            block = bytes(1 << 20)
+            for _ in range(400):  # 400 MB of zeros, about 0.4 MB compressed
+                entry.write(block)
+    started = time.perf_counter()
+    with pytest.raises(UserError, match="declares 419,430,400 bytes"):
+        load_model(tmp_path)
+    assert time.perf_counter() - started < 60
