@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -43,7 +44,9 @@ def check(path: str | Path) -> None:
     try:
         connection = connect(path)
         present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
-        connection.execute("BEGIN IMMEDIATE")  # needs write access; nothing is written
+        # a write that is rolled back: a read-only file or file system fails here, before an hour of measuring
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO measurements (run_id) VALUES ('edge-fer write check')")
         connection.rollback()
         connection.close()
     except (sqlite3.Error, OSError) as error:
@@ -82,7 +85,7 @@ def require(path: str | Path) -> None:
 
 
 def insert(path: str | Path, rows: list[dict]) -> None:
-    with connect(path) as connection:
+    with contextlib.closing(connect(path)) as connection, connection:  # committed, then closed
         for row in rows:
             values = {name: row.get(name) for name in COLUMNS}
             for name in ("versions", "metrics"):
@@ -95,7 +98,7 @@ def insert(path: str | Path, rows: list[dict]) -> None:
 def fetch(path: str | Path = DEFAULT_STORE) -> list[dict]:
     if not Path(path).is_file():
         return []
-    with connect(path) as connection:
+    with contextlib.closing(connect(path)) as connection, connection:  # committed, then closed
         connection.row_factory = sqlite3.Row
         rows = [dict(row) for row in connection.execute("SELECT * FROM measurements ORDER BY id")]
     for row in rows:

@@ -103,3 +103,26 @@ def test_a_bench_onto_a_full_disk_is_refused_before_measuring_and_leaves_no_empt
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+@pytest.mark.hostile("half-written")
+def test_a_read_only_store_is_refused_before_anything_is_measured(tmp_path, capsys, monkeypatch):
+    import subprocess
+
+    from edge_fer.bench import runner
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        model = tiny_onnx(tmp_path / "model-onnx-fp32.onnx")
+        assert main(["bench", str(model), "--target", "host-cpu", "--store", str(folder / "s.sqlite"), *QUICK]) == 0
+        capsys.readouterr()
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        monkeypatch.setattr(runner, "measure_in_rounds", lambda *a, **k: pytest.fail("measured before the store was checked"))
+        assert main(["bench", str(model), "--target", "host-cpu", "--store", str(folder / "s.sqlite"), *QUICK]) == 2
+        error = capsys.readouterr().err
+        assert "results store" in error and "readonly" in error
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
