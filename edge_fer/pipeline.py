@@ -170,7 +170,16 @@ class Pipeline:
         (stage_dir / "manifest.json").unlink(missing_ok=True)
         marker.write_text(key)
 
+    def check_no_links(self) -> None:
+        """The run folder and its stage folders are real folders: a symbolic link there would send every write
+        of the run outside the folder the user chose."""
+        for path in (self.folder, *(self.stage_dir(stage) for stage in STAGES)):
+            if path.is_symlink():
+                raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): a run writes only inside its own "
+                                "folder; remove the link or give the run another name")
+
     def run(self, start: str | None = None, only: str | None = None) -> list[dict]:
+        self.check_no_links()
         self.folder.mkdir(parents=True, exist_ok=True)
         with run_lock(self.folder):
             return self.run_stages(start, only)

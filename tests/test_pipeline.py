@@ -213,3 +213,17 @@ def test_a_setting_added_later_keeps_older_runs_cached_at_its_default(section, k
     assert pipeline.settings_hash(stage) == older_hash
     setattr(getattr(pipeline.config, section), key, changed)
     assert pipeline.settings_hash(stage) != older_hash
+
+
+@pytest.mark.hostile("writes outside")
+@pytest.mark.parametrize("linked", ["tiny", "tiny/train"])
+def test_a_run_folder_that_is_a_link_is_refused_before_any_write(tmp_path, capsys, linked):
+    pipeline = write_pipeline(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "runs" / linked
+    link.parent.mkdir(parents=True)
+    link.symlink_to(elsewhere, target_is_directory=True)
+    assert main(["run", str(pipeline)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []

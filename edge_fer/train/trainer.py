@@ -228,6 +228,23 @@ def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, step
     save_weights_file(placement, model, done)
 
 
+def out_of_disk(error: BaseException) -> bool:
+    """A full disk, as Python (ENOSPC) or TensorFlow's checkpoint writer (ResourceExhaustedError) reports it."""
+    import errno
+
+    return (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error)
+
+
+def remove_partial_checkpoints(out: Path) -> None:
+    """What a checkpoint write cut short leaves: TensorFlow's ckpt-N_temp folders and .tempstate files, our
+    .partial- files. The last complete checkpoint stays, so a rerun resumes."""
+    import shutil
+
+    for path in sorted(out.rglob("*"), reverse=True):
+        if "_temp" in path.name or ".tempstate" in path.name or path.name.startswith(".partial-"):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
 def train(config: TrainConfig) -> dict:
     import tf_keras as keras
 
@@ -293,6 +310,10 @@ def train(config: TrainConfig) -> dict:
     except Exception as error:
         if placement.multi_worker and is_peer_loss(error):
             restart_after_peer_loss(error, config.train.max_restarts)
+        if out_of_disk(error):
+            remove_partial_checkpoints(out)
+            raise UserError(f"no space left on the disk of {out}: free some, or train into another folder; a rerun "
+                            "resumes from the last complete epoch") from None
         raise
     model = local_copy(placement, model)  # collective: every worker is past its last read of the cluster token
     if not placement.is_chief:

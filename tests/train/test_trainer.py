@@ -209,3 +209,23 @@ def test_two_trainings_with_one_seed_give_the_same_weights(tmp_path):
     for weights_a, weights_b in zip(model_a.get_weights(), model_b.get_weights()):
         np.testing.assert_array_equal(weights_a, weights_b)
     assert first["metrics"]["test"]["accuracy"] == second["metrics"]["test"]["accuracy"]
+
+
+@pytest.mark.hostile("half-written")
+def test_training_onto_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, capsys):
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        code = main(["train", "--dataset", "synthetic", "-o", "train_count=40", "-o", "valid_count=10", "-o", "test_count=10",
+                     "--image-size", "64", "--weights", "none", "--schedule", "from_scratch", "--set", "train.scratch.epochs=1",
+                     "--out", str(full / "run")])
+        error = capsys.readouterr().err
+        assert code == 2 and "no space left on the disk" in error and "Traceback" not in error
+        left = [p for p in full.rglob("*") if p.is_file()]
+        assert not [p for p in left if "_temp" in str(p) or ".tempstate" in p.name or p.name.startswith(".partial-")], left
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
