@@ -749,12 +749,12 @@ def joins_as_chief(config, args) -> bool:
     tf_config = read_tf_config()
     task = tf_config["task"]
     if is_chief_task(tf_config):
-        create_placement("multi_worker")
+        create_placement("multi_worker", config.train.peer_timeout_s)
         return True
     if chief_train_is_current(config):
         ui.out.print(f"worker {task['index']}: the chief's train stage is up to date; nothing to train")
         return False
-    placement = create_placement("multi_worker")
+    placement = create_placement("multi_worker", config.train.peer_timeout_s)
     train_as_worker(config)
     ui.out.print(f"worker {placement.task_index} of {placement.workers} finished training; the chief "
                  "wrote the model and runs the other stages")

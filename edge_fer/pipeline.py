@@ -38,7 +38,7 @@ LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [],
 
 # Settings that change where or how a stage runs, not what it makes: a run trained on one machine and resumed on
 # several is the same run. Hashed at the value older runs were hashed with.
-HOW_NOT_WHAT = {("train", "distribute"): False, ("train", "max_restarts"): None}
+HOW_NOT_WHAT = {("train", "distribute"): False, ("train", "max_restarts"): None, ("train", "peer_timeout_s"): None}
 
 
 def without_later_defaults(config: dict) -> dict:

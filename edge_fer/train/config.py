@@ -89,6 +89,7 @@ class TrainSection:
     # "none", "mirrored" (every local GPU) or "multi_worker" (the TF_CONFIG cluster); false/true mean none/mirrored
     distribute: bool | Literal["none", "mirrored", "multi_worker"] = False
     max_restarts: int = 3  # multi_worker: times a worker re-executes itself after another worker went away
+    peer_timeout_s: float = 600.0  # multi_worker: how long a worker waits for the others to join before it gives up
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     distill: DistillSection = field(default_factory=DistillSection)  # knowledge distillation from trained teachers
     head: HeadStage = field(default_factory=HeadStage)

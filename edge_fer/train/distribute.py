@@ -146,7 +146,7 @@ class Placement:
 _cluster: Placement | None = None  # a process joins its cluster once
 
 
-def create_placement(value) -> Placement:
+def create_placement(value, peer_timeout_s: float = 600.0) -> Placement:
     """The strategy for `train.distribute`. Call it before any other TensorFlow work: MultiWorkerMirroredStrategy
     configures the collective operations when TensorFlow starts."""
     global _cluster
@@ -156,16 +156,74 @@ def create_placement(value) -> Placement:
     if mode == "mirrored":
         return Placement(mode, mirrored_strategy())
     if _cluster is None:
-        _cluster = join_cluster()
+        _cluster = join_cluster(peer_timeout_s)
     return _cluster
 
 
-def join_cluster() -> Placement:
+PEER_WAIT = """
+import os, signal, socket, sys, time
+parent, timeout, every = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+peers = sys.argv[4:]
+started = time.monotonic()
+def silent():
+    missing = []
+    for peer in peers:
+        name, _, address = peer.partition("=")
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+        except OSError:
+            missing.append(name + " at " + address)
+    return missing
+while True:
+    time.sleep(every)
+    waited = time.monotonic() - started
+    missing = silent()
+    if waited >= timeout:
+        sys.stderr.write("error: no training cluster after %.0f s: %s did not join; start the same command there "
+                         "(its --task-index), or raise train.peer_timeout_s\\n" % (waited, ", ".join(missing) or "the other workers"))
+        sys.stderr.flush()
+        os.kill(parent, signal.SIGKILL)
+        sys.exit(2)
+    sys.stderr.write("waiting for the other workers (%.0f s of %.0f s): %s\\n"
+                     % (waited, timeout, ", ".join(missing) or "reachable, still joining"))
+    sys.stderr.flush()
+"""
+
+
+class PeerWait:
+    """Around joining the cluster, which blocks inside TensorFlow until every worker is there (holding the GIL and
+    ignoring SIGTERM): a small watcher process names every `every` seconds the workers that do not answer yet, and
+    after `timeout_s` says so in one line and ends this process (exit by SIGKILL: nothing else can stop it there)."""
+
+    def __init__(self, config: dict, timeout_s: float, every: float = 30.0):
+        task = config["task"]
+        self.peers = [f"{kind} {index}={address}" for kind, hosts in config["cluster"].items()
+                      for index, address in enumerate(hosts) if (kind, index) != (task["type"], task["index"])]
+        self.timeout_s, self.every = timeout_s, min(every, max(1.0, timeout_s / 3))
+        self.watcher = None
+
+    def __enter__(self):
+        import subprocess
+
+        # sys.stderr, not descriptor 2: the command line sends native output (descriptor 2) to its log file
+        self.watcher = subprocess.Popen([sys.executable, "-c", PEER_WAIT, str(os.getpid()), str(self.timeout_s),
+                                         str(self.every), *self.peers], stderr=sys.stderr)
+        return self
+
+    def __exit__(self, *exc):
+        self.watcher.kill()
+        self.watcher.wait()
+        return False
+
+
+def join_cluster(peer_timeout_s: float = 600.0) -> Placement:
     config = read_tf_config()
     import tensorflow as tf
 
     try:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with PeerWait(config, peer_timeout_s):
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
     except (RuntimeError, ValueError) as error:
         raise UserError(f"could not join the training cluster: {str(error).splitlines()[0]}") from None
     task = config["task"]

@@ -253,7 +253,7 @@ def train(config: TrainConfig) -> dict:
     from edge_fer.models import create_model
     from edge_fer.versions import software_versions
 
-    placement = create_placement(config.train.distribute)  # before any other TensorFlow work
+    placement = create_placement(config.train.distribute, config.train.peer_timeout_s)  # before any other TensorFlow work
     stages = plan_stages(config)
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
     check_recipe(config.train)

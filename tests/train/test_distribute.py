@@ -223,3 +223,24 @@ def test_a_pipeline_trains_on_two_workers_and_the_chief_runs_the_other_stages(tm
     assert "pipeline tiny" in (tmp_path / "w0.out").read_text()
     again = start([str(pipeline), "--workers", workers_list, "--task-index", "1"], tmp_path / "again.log", command="run")
     assert finish(again, 300) == 0 and "nothing to train" in (tmp_path / "again.out").read_text()
+
+
+@pytest.mark.hostile("bounded")
+def test_a_worker_whose_peer_never_comes_says_so_and_stops(tmp_path):
+    """MultiWorkerMirroredStrategy waits for every worker inside TensorFlow, without a word and deaf to SIGTERM."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.loopback_ssh import free_port
+
+    ports = [free_port(), free_port()]
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "train", "--dataset", "synthetic", "-o", "train_count=20",
+                             "-o", "valid_count=7", "-o", "test_count=7", "--image-size", "64", "--weights", "none",
+                             "--set", "train.peer_timeout_s=6", "--out", str(tmp_path / "run"),
+                             "--workers", f"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}", "--task-index", "0"],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0 and time.monotonic() - started < 120
+    assert "waiting for the other workers" in result.stderr
+    assert f"worker 1 at 127.0.0.1:{ports[1]} did not join" in result.stderr
