@@ -1,8 +1,11 @@
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.loopback_ssh import SSHD, start_sshd
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -121,3 +124,29 @@ def exported(tmp_path_factory):
     settings = ExportSettings(formats="cpu", calibration_images=64, parity_images=200)  # engines: tests marked gpu
     results = export(root / "float", root / "artifacts", settings, qat_dir=root / "qat")
     return root, {r["format"]: r for r in results}
+
+
+@pytest.fixture(scope="module")
+def loopback_ssh(tmp_path_factory):
+    """An OpenSSH server on 127.0.0.1 for this module: the target-file lines that reach it (ssh, port, keys)."""
+    if not Path(SSHD).exists():
+        if os.environ.get("CI"):
+            pytest.fail("openssh-server is missing: .ci/run installs it")
+        pytest.skip("openssh-server (sshd) is not installed here")
+    try:
+        server, lines = start_sshd(tmp_path_factory.mktemp("ssh"))
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield lines
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def loopback_target(loopback_ssh, tmp_path_factory):
+    target_file = tmp_path_factory.mktemp("target") / "loopback.toml"
+    target_file.write_text(f'description = "loopback SSH test target"\nkind = "cpu"\n{loopback_ssh}'
+                           f'remote_dir = "loopback-test"\npython = "{sys.executable}"\nthreads = 1\n')
+    return target_file
+
+

@@ -227,3 +227,23 @@ def test_a_run_folder_that_is_a_link_is_refused_before_any_write(tmp_path, capsy
     assert main(["run", str(pipeline)]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_a_pipeline_report_never_overwrites_or_deletes_the_users_files(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    report = tmp_path / "runs" / "tiny" / "report"
+    (report / "report_files").mkdir(parents=True)
+    (report / "report.md").write_text("my notes")
+    (report / "report_files" / "photo.png").write_bytes(b"mine")
+    assert main(["run", str(pipeline), "--set", 'stages=["report"]']) == 2
+    assert "report.md exists and was not written by an edge-fer report" in capsys.readouterr().err
+    assert (report / "report.md").read_text() == "my notes" and (report / "report_files" / "photo.png").read_bytes() == b"mine"
+
+
+@pytest.mark.hostile("writes outside")
+@pytest.mark.parametrize("name", ["/tmp/victim", "../../x", "a/b"])
+def test_a_report_name_that_is_a_path_is_refused(tmp_path, capsys, name):
+    pipeline = write_pipeline(tmp_path)
+    assert main(["run", str(pipeline), "--set", f"report.name='{name}'"]) == 2
+    assert "report.name" in capsys.readouterr().err and not (tmp_path / "runs").exists()

@@ -49,6 +49,27 @@ def test_a_sweep_runs_each_point_then_one_bench_and_one_report(tmp_path, capsys)
     assert all(s["status"] == "skipped" for point in again["points"] for s in point["stages"])
 
 
+@pytest.mark.hostile("data lost or wrong")
+def test_a_sweep_benched_over_ssh_gives_each_point_its_own_numbers(tmp_path, capsys, loopback_target):
+    """Every point's file has the same name; on an SSH target they once overwrote each other, and every row held
+    the last point's numbers. Each point's remote p50 is now its own file's local p50, within noise."""
+    pipeline = write_pipeline(tmp_path)
+    pipeline.write_text(pipeline.read_text().replace('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp32"')
+                        .replace("min_duration_s = 0.2", "min_duration_s = 1.0").replace("min_queries = 10", "min_queries = 100")
+                        + SWEEP.replace("[0.5]", "[0.25]"))
+    p50 = {}
+    for where, target in (("local", "host-cpu"), ("remote", str(loopback_target))):
+        database = tmp_path / f"{where}.sqlite"
+        assert main(["run", str(pipeline), "--set", f"bench.target='{target}'", "--set", f"bench.store='{database}'",
+                     "--set", "bench.threads=1", "--set", 'stages=["data","train","export","bench"]', "--json"]) == 0
+        capsys.readouterr()
+        p50[where] = {row["artifact"].split("/")[-3]: row["p50_ms"] for row in store.fetch(database)}
+    local, remote = p50["local"], p50["remote"]
+    assert set(remote) == {"tiny-alpha0.25", "tiny-wide"} and remote["tiny-wide"] > 1.3 * remote["tiny-alpha0.25"], remote
+    for point in remote:
+        assert 0.5 < remote[point] / local[point] < 2.0, (local, remote)
+
+
 @pytest.mark.hostile("malformed-input")
 def test_a_bad_point_stops_the_sweep_before_any_work(tmp_path, capsys):
     pipeline = write_pipeline(tmp_path)
