@@ -1,5 +1,6 @@
 """Small fixtures the tests make themselves."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -21,3 +22,26 @@ def write_png(path: Path, size=(48, 48), value=None, mode="L", seed=0) -> Path:
 
 def cache_files(cache: Path) -> list[Path]:
     return sorted(cache.rglob("*")) if cache.exists() else []
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str = "64k", read_only: bool = False):
+    """A tmpfs of `size` mounted at `folder` (a full disk, or a read-only one after remount_read_only); skips the
+    test where this machine cannot mount one (it needs root)."""
+    import subprocess
+
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def remount_read_only(folder: Path) -> None:
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)

@@ -197,21 +197,13 @@ def test_an_interrupted_video_leaves_nothing_half_written(tmp_path, monkeypatch)
 
 @pytest.mark.hostile("half-written")
 def test_predict_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys):
-    import subprocess
+    from tests.helpers import small_disk, write_png
 
-    full = tmp_path / "full"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", str(full)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        from tests.helpers import write_png
-
+    with small_disk(tmp_path / "full", "12k") as full:
         photo = write_png(tmp_path / "face.png", size=(400, 400), mode="RGB")
         assert main(["predict", str(photo), "--artifact", str(tiny_model(tmp_path)), "--no-detect", "--out", str(full)]) == 2
         assert "No space left on device" in capsys.readouterr().err
         assert list(full.iterdir()) == []
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
 
 
 @pytest.mark.hostile("tracebacks")

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_fer.artifacts import file_sha256
 from edge_fer.bench import store
 from edge_fer.cli import main
-from tests.helpers import write_png
+from tests.helpers import remount_read_only, small_disk, write_png
 
 CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
 QUICK = ["--min-queries", "5", "--min-duration", "0.1", "--warmup", "1", "--offline-batch", "2",
@@ -84,13 +84,7 @@ def test_a_sidecar_that_describes_another_file_is_refused_before_measuring(tmp_p
 
 @pytest.mark.hostile("half-written")
 def test_a_bench_onto_a_full_disk_is_refused_before_measuring_and_leaves_no_empty_store(tmp_path, capsys):
-    import subprocess
-
-    full = tmp_path / "full"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "full", "64k") as full:
         filler = full / "filler"
         with open(filler, "wb") as stream:
             try:
@@ -101,28 +95,18 @@ def test_a_bench_onto_a_full_disk_is_refused_before_measuring_and_leaves_no_empt
         assert main(["bench", str(model), "--target", "host-cpu", "--store", str(full / "s.sqlite"), *QUICK]) == 2
         assert "results store" in capsys.readouterr().err
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
 
 
 @pytest.mark.hostile("half-written")
 def test_a_read_only_store_is_refused_before_anything_is_measured(tmp_path, capsys, monkeypatch):
-    import subprocess
-
     from edge_fer.bench import runner
 
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "ro", "1m") as folder:
         model = tiny_onnx(tmp_path / "model-onnx-fp32.onnx")
         assert main(["bench", str(model), "--target", "host-cpu", "--store", str(folder / "s.sqlite"), *QUICK]) == 0
         capsys.readouterr()
-        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        remount_read_only(folder)
         monkeypatch.setattr(runner, "measure_in_rounds", lambda *a, **k: pytest.fail("measured before the store was checked"))
         assert main(["bench", str(model), "--target", "host-cpu", "--store", str(folder / "s.sqlite"), *QUICK]) == 2
         error = capsys.readouterr().err
         assert "results store" in error and "readonly" in error
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)

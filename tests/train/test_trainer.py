@@ -213,13 +213,9 @@ def test_two_trainings_with_one_seed_give_the_same_weights(tmp_path):
 
 @pytest.mark.hostile("half-written")
 def test_training_onto_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, capsys):
-    import subprocess
+    from tests.helpers import small_disk
 
-    full = tmp_path / "full"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    with small_disk(tmp_path / "full", "3m") as full:
         code = main(["train", "--dataset", "synthetic", "-o", "train_count=40", "-o", "valid_count=10", "-o", "test_count=10",
                      "--image-size", "64", "--weights", "none", "--schedule", "from_scratch", "--set", "train.scratch.epochs=1",
                      "--out", str(full / "run")])
@@ -227,5 +223,3 @@ def test_training_onto_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(
         assert code == 2 and "no space left on the disk" in error and "Traceback" not in error
         left = [p for p in full.rglob("*") if p.is_file()]
         assert not [p for p in left if "_temp" in str(p) or ".tempstate" in p.name or p.name.startswith(".partial-")], left
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
