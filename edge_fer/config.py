@@ -39,6 +39,24 @@ def check_limit(name: str, value, where: str | None = None) -> None:
             raise UserError(f"{where or name} must be from {low} to {high}, got {value}")
 
 
+def nested_keys(cls, prefix: str = "") -> list[str]:
+    """Every dotted key below dataclass `cls`: 'scratch.epochs', 'augment.zoom', ..."""
+    keys = []
+    for field in dataclasses.fields(cls):
+        hint = typing.get_type_hints(cls)[field.name]
+        if dataclasses.is_dataclass(hint):
+            keys += nested_keys(hint, f"{prefix}{field.name}.")
+        else:
+            keys.append(f"{prefix}{field.name}")
+    return keys
+
+
+def nested_hint(cls, key: str, where: str) -> str:
+    """'; did you mean train.scratch.epochs?' for train.epochs: the same last name one table deeper."""
+    matches = [name for name in nested_keys(cls) if name.split(".")[-1] == key and "." in name]
+    return f"; did you mean {' or '.join(where + name for name in matches)}?" if matches else ""
+
+
 def from_dict(cls, data: dict, where: str = ""):
     """Build dataclass `cls` from a (TOML) dict; unknown keys and wrong types are one-line UserErrors."""
     if not isinstance(data, dict):
@@ -48,7 +66,7 @@ def from_dict(cls, data: dict, where: str = ""):
     values = {}
     for key, value in data.items():
         if key not in fields:
-            raise UserError(f"unknown key {where}{key!r}{closest(key, fields)}")
+            raise UserError(f"unknown key {where}{key!r}{closest(key, fields) or nested_hint(cls, key, where)}")
         values[key] = coerce(hints[key], value, f"{where}{key}")
         check_limit(key, values[key], f"{where}{key}")
     return cls(**values)
