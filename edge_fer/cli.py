@@ -581,6 +581,7 @@ def cmd_report(args) -> int:
     from edge_fer.bench import store
     from edge_fer.report import COLUMNS, build_report, dataset_note, visible
 
+    args.store = str(store.newest(args.store))
     store.require(args.store)
     report = build_report(args.store, args.out)
     if args.json:
@@ -598,7 +599,10 @@ def cmd_pick(args) -> int:
 
     if not (args.max_p50_ms > 0 and args.max_p50_ms < float("inf")):
         raise UserError(f"--max-p50-ms must be a positive number of milliseconds, got {args.max_p50_ms}")
+    from edge_fer.bench import store
+
     formats = [get_format(name.strip()).name for name in args.format.split(",")] if args.format else None
+    args.store = str(store.newest(args.store))
     rows = candidates(args.store, args.target, formats, args.dataset)
     chosen = pick(rows, args.max_p50_ms)
     fastest = min(rows, key=lambda row: row["p50_ms"], default=None)
@@ -624,7 +628,7 @@ def add_bench_commands(commands) -> None:
     from edge_fer.bench.store import DEFAULT_STORE
 
     chooser = commands.add_parser("pick", help="the most accurate benchmarked artifact within a latency budget")
-    chooser.add_argument("--store", default=str(DEFAULT_STORE))
+    chooser.add_argument("--store", help="results store (default: the newest of benchmarks/results.sqlite and runs/*/results.sqlite)")
     chooser.add_argument("--target", required=True)
     chooser.add_argument("--max-p50-ms", type=float, required=True, help="latency budget: p50 at batch 1, in ms")
     chooser.add_argument("--format", help="comma-separated formats to choose from (default: all)")
@@ -690,7 +694,7 @@ def add_bench_commands(commands) -> None:
     engine.set_defaults(run=cmd_engine)
 
     report = commands.add_parser("report", help="Markdown and HTML report (tables, plots) from the results store")
-    report.add_argument("--store", default=str(DEFAULT_STORE))
+    report.add_argument("--store", help="results store (default: the newest of benchmarks/results.sqlite and runs/*/results.sqlite)")
     report.add_argument("--out", default="benchmarks/report")
     report.add_argument("--json", action="store_true")
     report.set_defaults(run=cmd_report)

@@ -75,6 +75,21 @@ def intact(path: str | Path) -> bool:
     return set(COLUMNS) <= present
 
 
+def newest(given: str | Path | None) -> Path:
+    """The store a reading command uses: the one given, else the newest of benchmarks/results.sqlite and every
+    run's runs/*/results.sqlite here (what `edge-fer run` writes), said on stderr so a person knows which."""
+    if given:
+        return Path(given)
+    found = [path for path in [DEFAULT_STORE, *sorted(Path("runs").glob("*/results.sqlite"))] if path.is_file()]
+    if not found:
+        return DEFAULT_STORE
+    chosen = max(found, key=lambda path: path.stat().st_mtime)
+    from edge_fer import ui
+
+    ui.err.print(f"store: {chosen} (the newest results store here; --store FILE for another)", soft_wrap=True, markup=False)
+    return chosen
+
+
 def require(path: str | Path) -> None:
     """An existing, valid store, for the commands that only read one (report, pick)."""
     from edge_fer.errors import UserError

@@ -62,3 +62,18 @@ def test_a_store_mixing_datasets_needs_one_named(results, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["pick"]["format"] == "tflite-int8-qat"
     assert main(["pick", "--store", str(tmp_path / "none.sqlite"), "--target", "host-cpu", "--max-p50-ms", "1"]) == 2
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_without_a_store_the_newest_run_store_is_used_and_named(tmp_path, capsys, monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    for name, accuracy, age in (("older", 0.70, 100), ("newer", 0.80, 0)):
+        path = tmp_path / "runs" / name / "results.sqlite"
+        path.parent.mkdir(parents=True)
+        store.insert(path, [row("tflite-int8", accuracy, 0.3)])
+        os.utime(path, (path.stat().st_mtime - age, path.stat().st_mtime - age))
+    assert main(["pick", "--target", "host-cpu", "--max-p50-ms", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["pick"]["accuracy"] == 0.80
+    assert "store: runs/newer/results.sqlite (the newest results store here" in captured.err
