@@ -112,3 +112,22 @@ def load_target(name_or_path: str, folder: Path = TARGETS_DIR) -> Target:
         except UserError as error:
             raise UserError(f"{path}: {error}") from None
     return target
+
+
+def new_target_text(name: str, like: str, folder: Path = TARGETS_DIR) -> str:
+    """A target file to edit: `like`'s, with the name in its description and the SSH address left for the user."""
+    if not FOLDER_NAME.fullmatch(name):
+        raise UserError(f"target name {name!r} must be a plain name (letters, digits, '.', '_', '-')")
+    template = load_target(like, folder)
+    path = folder / f"{template.name}.toml"
+    lines = [f"# {name}: made from targets/{template.name}.toml by `edge-fer targets new`. Edit what differs on your",
+             "# device: ssh (key authentication; its host key in ~/.ssh/known_hosts), python, [device] tensorrt",
+             "# (the first line of `trtexec --help` on the board), threads, power_mode."]
+    for line in path.read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key == "ssh":
+            line = 'ssh = "user@host"  # your device'
+        elif key == "description":
+            line = f'description = "{name} (like {template.name})"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
