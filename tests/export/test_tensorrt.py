@@ -83,10 +83,21 @@ def test_builder_configuration_applied_to_the_api():
     assert calls["create_builder_config.profiling_verbosity"] == "DETAILED"  # so the built precision can be read back
 
 
-def test_no_gpu_here_is_detected(monkeypatch):
+def test_a_gpu_and_trtexec_are_detected_where_they_are_and_only_there(monkeypatch, tmp_path):
+    """One expected outcome per branch: nothing on PATH and no JetPack folder; JetPack's trtexec; an nvidia-smi."""
     monkeypatch.setattr(tensorrt.shutil, "which", lambda name: None)
-    assert tensorrt.gpu_info() is None
-    assert tensorrt.find_trtexec() is None or tensorrt.find_trtexec() == tensorrt.JETPACK_TRTEXEC
+    monkeypatch.setattr(tensorrt, "JETPACK_TRTEXEC", str(tmp_path / "usr/src/tensorrt/bin/trtexec"))
+    assert tensorrt.gpu_info() is None and tensorrt.find_trtexec() is None
+    jetpack = tmp_path / "usr/src/tensorrt/bin/trtexec"
+    jetpack.parent.mkdir(parents=True)
+    jetpack.write_text("#!/bin/sh\n")
+    assert tensorrt.find_trtexec() == str(jetpack)
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'NVIDIA GeForce RTX 4090, 8.9, 550.54.14'\n")
+    smi.chmod(0o755)
+    monkeypatch.setattr(tensorrt.shutil, "which", lambda name: str(smi) if name == "nvidia-smi" else None)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    assert tensorrt.gpu_info() == {"gpu": "NVIDIA GeForce RTX 4090", "compute_capability": "8.9", "driver": "550.54.14"}
 
 
 def test_trtexec_is_found_on_path_in_jetpack_or_where_the_target_says(monkeypatch, tmp_path):
