@@ -303,11 +303,23 @@ def measure_in_rounds(planned: list, target: Target, scoring: ScoringData, setti
             error = per_round[failed]["error"]
             measured[position] = {"error": f"round {failed + 1}: {error}" if failed else error}
         elif len(per_round) > 1 and "latencies_ms" in per_round[0].get("single_stream", {}):
-            measured[position] = {**per_round[0], "single_stream": pool_rounds([one["single_stream"] for one in per_round])}
+            measured[position] = {**per_round[0], "single_stream": pool_rounds([one["single_stream"] for one in per_round]),
+                                  "host": hosts_of_rounds([one.get("host") for one in per_round])}
         else:
             measured[position] = per_round[0]
         measured[position].get("single_stream", {}).pop("latencies_ms", None)
     return measured
+
+
+def hosts_of_rounds(hosts: list[dict | None]) -> dict | None:
+    """A row timed in rounds: the host facts of every round, the largest other load as the row's, and BUSY if any
+    round was (round 0's facts alone left 90% of a ten-round timing unaccounted for)."""
+    known = [host for host in hosts if host]
+    if not known:
+        return None
+    loads = [host["other_load_cores"] for host in known if host.get("other_load_cores") is not None]
+    return {**known[0], "other_load_cores": max(loads) if loads else None, "busy": any(h.get("busy") for h in known),
+            "rounds": [{key: host.get(key) for key in ("other_load_cores", "loadavg_1m", "busy")} for host in known]}
 
 
 def measure(facts: dict, target: Target, scoring: ScoringData, settings: BenchSettings, threads: int | None,

@@ -104,3 +104,14 @@ def test_pooled_rounds_are_the_statistics_of_every_query():
     pooled = pool_rounds(rounds)
     assert pooled["count"] == 6 and pooled["p50_ms"] == pytest.approx(6.5) and pooled["min_ms"] == 1.0
     assert pooled["round_p50_ms"] == [2.0, 11.0] and pooled["qps"] == pytest.approx(1000 / 6.5)
+
+
+def test_a_row_timed_in_rounds_keeps_every_rounds_host_facts_and_is_busy_if_any_round_was():
+    from edge_fer.bench.runner import hosts_of_rounds
+
+    quiet = {"cpu": "x", "other_load_cores": 0.05, "loadavg_1m": 0.3, "busy": False}
+    noisy = {"cpu": "x", "other_load_cores": 0.9, "loadavg_1m": 1.4, "busy": True}
+    merged = hosts_of_rounds([quiet, noisy, quiet])
+    assert merged["busy"] is True and merged["other_load_cores"] == 0.9 and len(merged["rounds"]) == 3
+    assert merged["rounds"][1] == {"other_load_cores": 0.9, "loadavg_1m": 1.4, "busy": True}
+    assert hosts_of_rounds([quiet, quiet])["busy"] is False and hosts_of_rounds([None, None]) is None
