@@ -62,6 +62,31 @@ def test_distillation_works_in_the_two_stage_schedule(teacher_run, tmp_path):
     assert record["distillation"]["teacher"] == [str(teacher_run)]
 
 
+def test_the_loss_pulls_the_student_toward_the_teacher():
+    """A teacher with known outputs changes the gradient: the same labels and student, two teachers that disagree,
+    two gradients pointing to each teacher's favourite class; with weight 0 the teacher does not matter."""
+    import numpy as np
+    import tensorflow as tf
+
+    from edge_fer.train.distill import make_distillation_loss
+
+    labels = np.array([[1.0, 0.0, 0.0]], np.float32)
+    teachers = {"second": np.array([[0.1, 0.8, 0.1]], np.float32), "third": np.array([[0.1, 0.1, 0.8]], np.float32)}
+
+    def gradient(weight, teacher):
+        logits = tf.Variable([[0.2, 0.1, 0.0]])
+        with tf.GradientTape() as tape:
+            loss = make_distillation_loss(3, temperature=2.0, weight=weight)(
+                tf.constant(np.concatenate([labels, teacher], axis=1)), tf.nn.softmax(logits))
+        return tape.gradient(loss, logits).numpy()[0]
+
+    for name, favourite in (("second", 1), ("third", 2)):
+        step = -gradient(0.9, teachers[name])  # gradient descent moves the logits this way
+        assert np.argmax(step[1:]) + 1 == favourite  # toward the teacher's class, away from the other
+    np.testing.assert_allclose(gradient(0.0, teachers["second"]), gradient(0.0, teachers["third"]), atol=1e-7)
+    assert not np.allclose(gradient(0.9, teachers["second"]), gradient(0.9, teachers["third"]))
+
+
 @pytest.mark.hostile("malformed-input")
 def test_a_teacher_of_another_size_is_refused_before_training(teacher_run, tmp_path):
     config = tiny_config(tmp_path / "s", distill={"teacher": str(teacher_run)})
