@@ -176,11 +176,12 @@ def run_job(target: Target, key: str) -> dict:
 
 def measured_engine(answer: dict, parsed: dict) -> dict:
     """A row's measurement from an engine job: trtexec's statistics, the engine's record, the board's power."""
-    latency, engine = parsed["latency_ms"], answer["engine"]
-    if latency["median"] is None:
-        return {"error": "trtexec exited 0 but printed no latency summary", "engine": engine}
-    if parsed["problems"]:
-        return {"error": f"trtexec printed impossible figures: {', '.join(parsed['problems'][:3])}", "engine": engine}
+    from edge_fer.bench.trtexec import trtexec_measurement
+
+    engine = answer["engine"]
+    measured = trtexec_measurement(parsed)
+    if "error" in measured:
+        return {**measured, "engine": engine}
     built = engine.get("precision_built")
     if built and built != engine["precision"]:
         return {"error": f"asked for a {engine['precision']} engine but its layers run {built} "
@@ -189,9 +190,7 @@ def measured_engine(answer: dict, parsed: dict) -> dict:
     power = dict(answer.get("power") or {})
     if power.get("mean_power_w") and qps:
         power["energy_mj_per_image"] = round(power["mean_power_w"] / qps * 1000.0, 4)
-    return {"format": engine["format"], "trtexec": parsed, "engine": engine, "power": power, "timed_by": "trtexec",
-            "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
-                              "mean_ms": latency["mean"], "qps": qps}}
+    return {"format": engine["format"], **measured, "engine": engine, "power": power}
 
 
 def onnx_input_name(path: Path) -> str:

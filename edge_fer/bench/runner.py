@@ -93,7 +93,7 @@ def run_local(path: Path, images: Path | None, settings: BenchSettings, threads:
 def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings) -> dict:
     """trtexec's own timing of an engine on this machine, with the flags the target's TensorRT parses. A missing
     trtexec is this artifact's failed row (with the reason), not the end of the run."""
-    from edge_fer.bench.trtexec import parse_trtexec
+    from edge_fer.bench.trtexec import parse_trtexec, trtexec_measurement
     from edge_fer.export.tensorrt import JETPACK_TRTEXEC, EngineBuildConfig, find_trtexec, trtexec_bench_command
 
     build = (facts["meta"].get("engine") or {}).get("build_config", {})
@@ -114,18 +114,11 @@ def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings
     except OSError as error:
         return {"error": f"could not run {trtexec}: {error.strerror}"}
     output = result.stdout
-    if result.returncode != 0:
+    if result.returncode != 0:  # its exit code and last lines, not "no summary"
         lines = " | ".join((result.stdout + result.stderr).strip().splitlines()[-8:])
         return {"error": f"trtexec exited {result.returncode}: {lines}"}
-    parsed = parse_trtexec(output)
-    latency = parsed["latency_ms"]
-    if latency["median"] is None:
-        return {"error": "trtexec printed no latency summary"}
-    if parsed["problems"]:
-        return {"error": f"trtexec printed impossible figures: {', '.join(parsed['problems'][:3])}"}
-    return {"format": facts["format"].name, "trtexec": parsed, "timed_by": "trtexec",
-            "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
-                              "mean_ms": latency["mean"], "qps": parsed["throughput_qps"]}}
+    measured = trtexec_measurement(parse_trtexec(output))
+    return measured if "error" in measured else {"format": facts["format"].name, **measured}
 
 
 def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: ScoringData) -> dict:

@@ -64,6 +64,19 @@ def parse_trtexec(text: str) -> dict:
     return result
 
 
+def trtexec_measurement(parsed: dict) -> dict:
+    """A row's measurement from trtexec's parsed log: its latency statistics and rate as our SingleStream fields,
+    or the error that makes the row failed (no summary, or figures no real run prints)."""
+    latency = parsed["latency_ms"]
+    if latency["median"] is None:
+        return {"error": "trtexec exited 0 but printed no latency summary"}
+    if parsed["problems"]:
+        return {"error": f"trtexec printed impossible figures: {', '.join(parsed['problems'][:3])}"}
+    return {"trtexec": parsed, "timed_by": "trtexec",
+            "single_stream": {"p50_ms": latency["median"], "p90_ms": latency["p90"], "p99_ms": latency["p99"],
+                              "mean_ms": latency["mean"], "qps": parsed["throughput_qps"]}}
+
+
 def impossible_figures(result: dict) -> list[str]:
     """Figures no real run prints: a negative or non-finite time or rate."""
     import math
