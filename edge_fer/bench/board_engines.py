@@ -104,8 +104,10 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
 def engine_job(target: Target, board: dict, config, source: dict, engine_format, duration_s: int, implicit: bool) -> EngineJob:
     from edge_fer.export.tensorrt import trtexec_bench_command, trtexec_build_command
 
+    from edge_fer.bench.remote import bundle_key
+
     digest = file_sha256(source["path"])
-    key = f"{config.precision}{'-dla' if config.dla_core is not None else ''}-{digest[:12]}"
+    key = f"{config.precision}{'-dla' if config.dla_core is not None else ''}-{bundle_key(source['path'])}"
     folder = Path("engines") / key
     files = {}
     if implicit:
@@ -138,8 +140,9 @@ def prebuilt_job(facts: dict, board: dict, duration_s: int) -> EngineJob:
     config = EngineBuildConfig(facts["format"].precision, image_size=int(build.get("image_size") or facts["image_size"]),
                                input_name=build.get("input_name", "pixels"), dla_core=build.get("dla_core"),
                                tensorrt=board["trtexec_version"])
-    digest = file_sha256(facts["path"])
-    key = f"prebuilt-{digest[:12]}"
+    from edge_fer.bench.remote import bundle_key
+
+    key = f"prebuilt-{bundle_key(facts['path'])}"
     engine = Path("engines") / key / "model.engine"
     sidecar = {**{k: v for k, v in record.items() if k != "build_config"}, "format": facts["format"].name,
                "precision": facts["format"].precision, "builder": record.get("builder", "prebuilt")}
