@@ -80,15 +80,16 @@ def prebuilt_problem(facts: dict, board: dict) -> str | None:
     return None
 
 
-def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: int) -> list[EngineJob]:
-    """One job per TensorRT precision the target runs whose ONNX source is among the artifacts."""
+def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: int) -> tuple[list[EngineJob], list]:
+    """One job per TensorRT precision the target runs whose ONNX source is among the artifacts; an engine this
+    board's TensorRT cannot build is (its facts, the reason) instead."""
     from edge_fer.export.tensorrt import EngineBuildConfig, engine_source, implicit_int8
     from edge_fer.export.tensorrt_support import get_support
 
     version = board["trtexec_version"]
     support = get_support(version)
     sources = {facts["format"].name: facts for facts in every_facts}
-    jobs = []
+    jobs, refused = [], []
     for precision in target.tensorrt.precisions:
         engine_format = get_format(f"tensorrt-{precision}")
         source = sources.get(engine_source(precision, support))
@@ -97,8 +98,11 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
         size = int(source["image_size"])
         config = EngineBuildConfig.from_target(target, precision, size, input_name=onnx_input_name(source["path"]),
                                                tensorrt=version)
-        jobs.append(engine_job(target, board, config, source, engine_format, duration_s, implicit_int8(config)))
-    return jobs
+        try:
+            jobs.append(engine_job(target, board, config, source, engine_format, duration_s, implicit_int8(config)))
+        except UserError as error:
+            refused.append(({**source, "format": engine_format}, str(error)))
+    return jobs, refused
 
 
 def engine_job(target: Target, board: dict, config, source: dict, engine_format, duration_s: int, implicit: bool) -> EngineJob:

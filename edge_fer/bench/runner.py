@@ -261,7 +261,7 @@ def on_board(target: Target, every_facts: list[dict], settings: BenchSettings) -
         board["refused"] = [({**sources[0], "format": get_format(name)}, problem) for name in engines] if sources else []
         board["prebuilt_problems"] = {position: problem for position in board["prebuilt"]}
         return board
-    board["jobs"] = board_engines.plan_jobs(target, every_facts, facts_of_board, duration)
+    board["jobs"], board["refused"] = board_engines.plan_jobs(target, every_facts, facts_of_board, duration)
     for position in sorted(board["prebuilt"]):
         facts = every_facts[position]
         reason = board_engines.prebuilt_problem(facts, facts_of_board)

@@ -111,8 +111,14 @@ def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuil
 
 
 def implicit_int8(config: EngineBuildConfig) -> bool:
-    """DLA int8 is built by implicit quantization: a Q/DQ-free ONNX and a calibration cache, not the QDQ file."""
-    return config.precision == "int8" and config.dla_core is not None
+    """DLA int8 is built by implicit quantization: a Q/DQ-free ONNX and a calibration cache, not the QDQ file.
+    A TensorRT without implicit quantization (11.x) cannot build it: one line."""
+    if config.precision != "int8" or config.dla_core is None:
+        return False
+    if not config.support.implicit_int8:
+        raise UserError(f"TensorRT {config.support.label} has no implicit quantization, which DLA int8 needs: build int8 "
+                        "for the GPU (no dla_core), or fp16 on the DLA")
+    return True
 
 
 def trtexec_bench_command(engine_path: Path, config: EngineBuildConfig, batch: int = 1, duration_s: int = 10,

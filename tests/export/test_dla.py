@@ -49,3 +49,15 @@ def test_cache_header_versions_match_trtexec_banners():
     for version in ("8.2.1", "8.5.2", "8.6.2", "10.3.0"):
         assert version_from_trtexec_banner(f"TensorRT.trtexec [TensorRT v{version_code(version)}]") == version
     assert read_cache(cache_text({"a:0": 0.0125, "b": 3.5}, "8.6.2")) == {"a:0": np.float32(0.0125).item(), "b": 3.5}
+
+
+def test_dla_int8_on_a_tensorrt_without_implicit_quantization_is_one_line():
+    import pytest
+
+    from edge_fer.errors import UserError
+    from edge_fer.export.tensorrt import EngineBuildConfig, implicit_int8
+
+    assert implicit_int8(EngineBuildConfig("int8", dla_core=0, tensorrt="8.6.2"))
+    assert not implicit_int8(EngineBuildConfig("int8", tensorrt="11.4.1")) and not implicit_int8(EngineBuildConfig("fp16", dla_core=0))
+    with pytest.raises(UserError, match="no implicit quantization"):
+        implicit_int8(EngineBuildConfig("int8", dla_core=0, tensorrt="11.4.1"))
