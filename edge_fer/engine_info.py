@@ -3,6 +3,8 @@ IEngineInspector, JSON with detailed profiling verbosity). Standard library only
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 # "Format/Datatype" strings, e.g. "Row major linear FP32", "Channel major FP16 format where channel % 8 == 0",
@@ -28,3 +30,13 @@ def layer_datatypes(info: dict) -> dict:
 def built_precision(counts: dict) -> str | None:
     """The lowest precision any layer runs in: what the engine really is (None: nothing readable)."""
     return next((name for name in ("int8", "fp16", "fp32") if counts.get(name)), None)
+
+
+def precision_from_layer_info(path) -> dict:
+    """An engine's layer data types and built precision from trtexec's --exportLayerInfo file, or why there are none
+    (trtexec before TensorRT 8.4 cannot write one)."""
+    if not path or not os.path.isfile(str(path)):
+        return {"precision_built": None, "precision_source": "not readable: this TensorRT has no --exportLayerInfo"}
+    with open(str(path)) as handle:
+        counts = layer_datatypes(json.load(handle))
+    return {"layer_datatypes": counts, "precision_built": built_precision(counts), "precision_source": "layer information"}

@@ -106,14 +106,12 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
 
 
 def engine_job(target: Target, board: dict, config, source: dict, engine_format, duration_s: int, implicit: bool) -> EngineJob:
-    from edge_fer.export.tensorrt import trtexec_bench_command, trtexec_build_command
-
     from edge_fer.bench.remote import bundle_key
+    from edge_fer.export.tensorrt import trtexec_bench_command, trtexec_build_command
 
     digest = file_sha256(source["path"])
     key = f"{config.precision}{'-dla' if config.dla_core is not None else ''}-{bundle_key(source['path'])}"
     folder = Path("engines") / key
-    files = {}
     if implicit:
         from edge_fer.export.dla import qdq_file_to_implicit
 
@@ -137,6 +135,7 @@ def engine_job(target: Target, board: dict, config, source: dict, engine_format,
 
 def prebuilt_job(facts: dict, board: dict, duration_s: int) -> EngineJob:
     """A prebuilt engine (its record matches the board): timed on the board as it is, nothing built."""
+    from edge_fer.bench.remote import bundle_key
     from edge_fer.export.tensorrt import EngineBuildConfig, trtexec_bench_command
 
     record = facts["meta"]["engine"]
@@ -144,8 +143,6 @@ def prebuilt_job(facts: dict, board: dict, duration_s: int) -> EngineJob:
     config = EngineBuildConfig(facts["format"].precision, image_size=int(build.get("image_size") or facts["image_size"]),
                                input_name=build.get("input_name", "pixels"), dla_core=build.get("dla_core"),
                                tensorrt=board["trtexec_version"])
-    from edge_fer.bench.remote import bundle_key
-
     key = f"prebuilt-{bundle_key(facts['path'])}"
     engine = Path("engines") / key / "model.engine"
     sidecar = {**{k: v for k, v in record.items() if k != "build_config"}, "format": facts["format"].name,
@@ -165,17 +162,10 @@ def bundle_files(jobs: list[EngineJob]) -> dict:
 
 def run_job(target: Target, key: str) -> dict:
     """Build and time one engine on the board; its trtexec log parsed here."""
-    from edge_fer.bench import remote
+    from edge_fer.bench.remote import remote_root, run_device_module
     from edge_fer.bench.trtexec import parse_trtexec
 
-    root = remote.remote_root(target)
-    argv = ["env", f"PYTHONPATH={root}/lib", target.python, "-m", "edge_fer.bench.engine_job", f"{root}/jobs/{key}.json"]
-    result = remote.run_ssh(target, argv)
-    lines = result.stdout.decode(errors="replace").strip().splitlines()
-    try:
-        answer = json.loads(lines[-1])
-    except (IndexError, ValueError):
-        return {"error": f"no answer from the board: {result.stderr.decode(errors='replace').strip()[-300:]}"}
+    answer = run_device_module(target, "engine_job", [f"{remote_root(target)}/jobs/{key}.json"])
     if "error" in answer:
         return answer
     return measured_engine(answer, parse_trtexec(answer["log"]))

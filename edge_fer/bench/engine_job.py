@@ -15,8 +15,9 @@ import re
 import subprocess
 import sys
 
+from edge_fer.artifacts import atomic_write_bytes
 from edge_fer.bench.board import PowerMonitor
-from edge_fer.engine_info import built_precision, layer_datatypes
+from edge_fer.engine_info import precision_from_layer_info
 
 FALLBACK = re.compile(r"Layer '?([^']+?)'? \(\w+\): Unsupported on DLA|layer (.+?) is not supported on DLA, falling back to GPU")
 
@@ -25,22 +26,10 @@ def tail(text: str, lines: int = 8) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-def layer_precisions(path: str) -> dict:
-    with open(path) as handle:
-        return layer_datatypes(json.load(handle))
-
-
 def placements(build_log: str) -> dict:
     """DLA builds: the layers TensorRT moved to the GPU, as its build log names them."""
     fallback = [first or second for first, second in FALLBACK.findall(build_log)]
     return {"gpu_fallback_layers": fallback, "dla_subgraphs": build_log.count("ForeignNode")}
-
-
-def write_json(path: str, payload: dict) -> None:
-    partial = os.path.join(os.path.dirname(path) or ".", ".partial-" + os.path.basename(path))
-    with open(partial, "w") as handle:
-        json.dump(payload, handle, indent=1)
-    os.replace(partial, path)
 
 
 def run(job: dict) -> dict:
@@ -49,16 +38,11 @@ def run(job: dict) -> dict:
     build = subprocess.run(job["build"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
     if build.returncode != 0 or not os.path.isfile(job["engine"]):
         return {"error": f"trtexec build exited {build.returncode}: {tail(build.stdout)}"}
-    sidecar = dict(job["sidecar"])
-    if job.get("layer_info") and os.path.isfile(job["layer_info"]):
-        counts = layer_precisions(job["layer_info"])
-        sidecar.update(layer_datatypes=counts, precision_built=built_precision(counts), precision_source="layer information")
-    else:
-        sidecar.update(precision_built=None, precision_source="not readable: this TensorRT has no --exportLayerInfo")
+    sidecar = {**job["sidecar"], **precision_from_layer_info(job.get("layer_info"))}
     if job["sidecar"].get("dla_core") is not None:
         sidecar.update(placements(build.stdout))
     sidecar["engine_bytes"] = os.path.getsize(job["engine"])
-    write_json(job["engine"] + ".json", sidecar)
+    atomic_write_bytes(job["engine"] + ".json", json.dumps(sidecar, indent=1).encode())
     return bench(job, sidecar)
 
 

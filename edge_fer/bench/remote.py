@@ -123,14 +123,19 @@ def upload_bundle(target: Target, bundle: bytes) -> str:
     return remote_root(target)
 
 
-def run_remote_artifact(target: Target, artifact: Path, runner_args: list[str], with_images: bool) -> dict:
-    remote = remote_root(target)
-    argv = ["env", f"PYTHONPATH={remote}/lib", target.python, "-m", "edge_fer.bench.device_runner",
-            f"{remote}/{remote_artifact(artifact)}", *runner_args]
-    if with_images:
-        argv += ["--images", f"{remote}/data/images-{bundle_key(artifact)}.npy"]
-    result = run_ssh(target, argv)
+def run_device_module(target: Target, module: str, args: list[str]) -> dict:
+    """`python -m edge_fer.bench.<module> ARGS` with the uploaded bundle's code; its last line of JSON, or the error.
+    Paths in ARGS are the bundle's (remote_root)."""
+    result = run_ssh(target, ["env", f"PYTHONPATH={remote_root(target)}/lib", target.python, "-m", f"edge_fer.bench.{module}",
+                              *args])
     output = result.stdout.decode(errors="replace").strip().splitlines()
-    if not output:
-        return {"error": f"no output from {target.ssh}: {result.stderr.decode(errors='replace').strip()[-300:]}"}
-    return json.loads(output[-1])
+    try:
+        return json.loads(output[-1])
+    except (IndexError, ValueError):
+        return {"error": f"no answer from {target.ssh}: {result.stderr.decode(errors='replace').strip()[-300:]}"}
+
+
+def run_remote_artifact(target: Target, artifact: Path, runner_args: list[str], with_images: bool) -> dict:
+    root = remote_root(target)
+    images = ["--images", f"{root}/data/images-{bundle_key(artifact)}.npy"] if with_images else []
+    return run_device_module(target, "device_runner", [f"{root}/{remote_artifact(artifact)}", *runner_args, *images])

@@ -115,8 +115,9 @@ def run_trtexec(path: Path, target: Target, facts: dict, settings: BenchSettings
         return {"error": f"could not run {trtexec}: {error.strerror}"}
     output = result.stdout
     if result.returncode != 0:  # its exit code and last lines, not "no summary"
-        lines = " | ".join((result.stdout + result.stderr).strip().splitlines()[-8:])
-        return {"error": f"trtexec exited {result.returncode}: {lines}"}
+        from edge_fer.bench.engine_job import tail
+
+        return {"error": f"trtexec exited {result.returncode}: {tail(result.stdout + result.stderr)}"}
     measured = trtexec_measurement(parse_trtexec(output))
     return measured if "error" in measured else {"format": facts["format"].name, **measured}
 

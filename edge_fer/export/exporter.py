@@ -243,6 +243,7 @@ def build_engine(ctx: ExportContext, export_format: ExportFormat, out: Path, pat
 
 def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -> dict:
     """One engine written atomically by the planned builder; returns its record (the version is the builder's)."""
+    from edge_fer.engine_info import precision_from_layer_info
     from edge_fer.export import tensorrt
     from edge_fer.export.tensorrt_support import version_from_trtexec_banner
 
@@ -251,7 +252,7 @@ def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -
         layer_info = out.with_name(f".partial-{out.name}.layers.json")
         try:
             log = tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config, plan.trtexec, layer_info)
-            inspected = tensorrt.trtexec_layer_precision(layer_info)
+            inspected = precision_from_layer_info(layer_info)
         finally:
             layer_info.unlink(missing_ok=True)
         temporary.replace(out)

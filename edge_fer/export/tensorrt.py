@@ -283,15 +283,3 @@ def onnx_to_engine_trtexec(onnx_path: Path, engine_path: Path, config: EngineBui
     if result.returncode != 0:
         raise RuntimeError(f"trtexec failed ({result.returncode}): {result.stdout[-2000:]}{result.stderr[-2000:]}")
     return result.stdout
-
-
-def trtexec_layer_precision(layer_info: Path) -> dict:
-    """A trtexec build's engine data types, from its --exportLayerInfo file (absent before TensorRT 8.4)."""
-    import json
-
-    from edge_fer.engine_info import built_precision, layer_datatypes
-
-    if not layer_info.is_file():
-        return {"precision_built": None, "precision_source": "not readable: this trtexec has no --exportLayerInfo"}
-    counts = layer_datatypes(json.loads(layer_info.read_text()))
-    return {"layer_datatypes": counts, "precision_built": built_precision(counts), "precision_source": "layer information"}
