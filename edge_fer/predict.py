@@ -235,6 +235,8 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
                 writer.write(annotate(frame, faces))
             frames += 1
             faces_total += len(faces)
+        if frames == 0:
+            raise UserError(f"{path}: the video has no readable frames")
         if lines:
             lines.flush()
             os.fsync(lines.fileno())  # a full disk shows here, not as a truncated file renamed into place
@@ -247,15 +249,10 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
             writer.release()
         if lines:
             lines.close()
-        if not finished:  # Ctrl-C, a full disk, a bad frame: nothing half-written stays behind
+        if not finished:  # Ctrl-C, a full disk, no frames: nothing half-written stays behind
             for partial in (partial_lines, partial_video):
                 if partial is not None:
                     partial.unlink(missing_ok=True)
-    if frames == 0:
-        for partial in (partial_lines, partial_video):
-            if partial is not None:
-                partial.unlink(missing_ok=True)
-        raise UserError(f"{path}: the video has no readable frames")
     result = {"input": str(path), "frames": frames, "faces": faces_total, "fps": fps}
     if out is not None:
         os.replace(partial_lines, lines_path)

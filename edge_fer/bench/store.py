@@ -68,7 +68,7 @@ def intact(path: str | Path) -> bool:
     if not path.is_file():
         return False
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
             present = {row[1] for row in connection.execute("PRAGMA table_info(measurements)")}
     except sqlite3.Error:
         return False
