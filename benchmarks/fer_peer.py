@@ -31,7 +31,7 @@ from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import to_model_input
 from edge_fer.evaluate import classification_metrics
-from edge_fer.report import atomic_text
+from edge_fer import atomic
 from edge_fer.runtimes import InputSpec, Runner, runtime_for
 
 FER_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -125,7 +125,7 @@ def main() -> int:
     result = {"test_set": "FERPlus majority test, contempt removed", "images": int(len(labels)), "classes": SHARED,
               "threads": args.threads, "rounds": args.rounds, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_text(Path(args.out), json.dumps(result, indent=2))
+    atomic.write_text(Path(args.out), json.dumps(result, indent=2))
     artifacts = " ".join(f"--artifact {artifact}" for artifact in args.artifact)
     lines = [f"FERPlus majority test set without contempt ({len(labels)} images), the 7 classes both label sets share; "
              f"SingleStream latency at batch 1 on this machine ({args.threads} threads), every model loaded in one "
@@ -139,7 +139,7 @@ def main() -> int:
         lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {latency['p50_ms']:.3f} | "
                      f"{latency['p90_ms']:.3f} | {min(latency['round_p50_ms']):.3f}-{max(latency['round_p50_ms']):.3f} | "
                      f"{row['size_bytes'] / 1e6:.2f} |")
-    atomic_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+    atomic.write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from edge_fer import atomic
 from edge_fer.errors import UserError
-from edge_fer.formats import FORMATS, ExportFormat, get_format
+from edge_fer.formats import ExportFormat, format_of_name, get_format
 
 
 def file_sha256(path: str | Path) -> str:
@@ -24,27 +24,6 @@ def file_sha256(path: str | Path) -> str:
 def sidecar_path(artifact: str | Path) -> Path:
     artifact = Path(artifact)
     return artifact.with_name(artifact.name + ".json")
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to .partial-<name>, then rename: a reader sees the whole file or none, and a failure (a full disk,
-    a read-only folder, a folder in the way) leaves nothing behind."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder; give a file name")
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        kind = "a symbolic link" if path.is_symlink() else "not a regular file (a device, a pipe or a socket)"
-        raise UserError(f"{path} is {kind}: edge-fer writes only regular files it can replace; give another path")
-    temporary = path.with_name(f".partial-{path.name}")
-    try:
-        temporary.write_bytes(payload)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def check_probabilities(probabilities, classes: int, where: str):
@@ -73,7 +52,7 @@ def check_file_hash(artifact: Path, record: dict | None) -> None:
 
 
 def write_metadata(artifact: Path, record: dict) -> None:
-    atomic_write_bytes(sidecar_path(artifact), json.dumps(record, indent=2, default=str).encode())
+    atomic.write_json(sidecar_path(artifact), record)
 
 
 def read_metadata(artifact: str | Path) -> dict | None:
@@ -158,10 +137,7 @@ def format_of_artifact(path) -> ExportFormat:
     meta = read_metadata(path)
     if meta and meta.get("format"):
         return get_format(meta["format"])
-    for export_format in FORMATS:
-        if path.name == export_format.file_name:
-            return export_format
-    by_suffix = {".tflite": "tflite-fp32", ".onnx": "onnx-fp32", ".engine": "tensorrt-fp32"}
-    if path.suffix in by_suffix:
-        return get_format(by_suffix[path.suffix])
+    by_name = format_of_name(path.name)
+    if by_name is not None:
+        return by_name
     raise UserError(f"{path}: not a known artifact (expected .tflite, .onnx, .engine or a model.keras folder)")

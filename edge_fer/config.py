@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomli_w
 
-from edge_fer import tomllib_compat
+from edge_fer import atomic, tomllib_compat
 from edge_fer.errors import UserError
 from edge_fer.registry import closest
 
@@ -146,8 +146,7 @@ def set_dotted(data: dict, key: str, value, where: str = "") -> dict:
 
 
 def save_toml(config, path: Path) -> None:
-    payload = strip_none(to_dict(config))
-    path.write_text(tomli_w.dumps(payload))
+    atomic.write_text(path, tomli_w.dumps(strip_none(to_dict(config))))
 
 
 def strip_none(value):

@@ -1,4 +1,6 @@
-"""Every export format, declared once. The CLI, the exporter dispatch and the benchmark loop read this table."""
+"""Every export format, declared once: THE table of per-format facts. The CLI, the exporter, the runtimes, the
+bench (its peak kernels and the device bundle's file globs) and the report read it; nothing else lists formats.
+A new format is a row here and a builder (export/builders.py, or an engine for runtime "tensorrt")."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class ExportFormat:
     options: tuple[str, ...] = ()  # export options this format accepts
     batchable: bool = True  # accepts batches larger than one
     grey: bool = False  # one-channel input: made only from a grey dataset
+    peak: str | None = None  # the `bench --peak` format whose MAC rate it is compared with (None: no host peak)
 
     @property
     def file_name(self) -> str:
@@ -27,20 +30,25 @@ class ExportFormat:
 
 
 TRT_OPTIONS = ("workspace_mb", "dla_core", "timing_cache", "max_batch")
+TFLITE, TFLITE_INT8 = ("threads",), ("threads", "calibration_images")
+PARITY_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}  # top-1 agreement with the Keras model
 
 FORMATS: tuple[ExportFormat, ...] = (
-    ExportFormat("tflite-fp32", ".tflite", "fp32", "litert", "float", options=("threads",)),
-    ExportFormat("tflite-fp16", ".tflite", "fp16", "litert", "float", options=("threads",)),
-    ExportFormat("tflite-dynamic", ".tflite", "dynamic", "litert", "float", options=("threads",)),
-    ExportFormat("tflite-int8", ".tflite", "int8", "litert", "float", calibrated=True, options=("threads", "calibration_images")),
-    ExportFormat("tflite-int8-qat", ".tflite", "int8", "litert", "qat", calibrated=True, options=("threads", "calibration_images")),
+    ExportFormat("tflite-fp32", ".tflite", "fp32", "litert", "float", options=TFLITE, peak="tflite-fp32"),
+    ExportFormat("tflite-fp16", ".tflite", "fp16", "litert", "float", options=TFLITE, peak="tflite-fp32"),
+    ExportFormat("tflite-dynamic", ".tflite", "dynamic", "litert", "float", options=TFLITE, peak="tflite-int8"),
+    ExportFormat("tflite-int8", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8, peak="tflite-int8"),
+    ExportFormat("tflite-int8-qat", ".tflite", "int8", "litert", "qat", calibrated=True, options=TFLITE_INT8,
+                 peak="tflite-int8"),
     # The stem (first convolution) folded to one input channel and kept float: see converters.keras_to_tflite_float_stem
-    ExportFormat("tflite-int8-grey", ".tflite", "int8", "litert", "float", calibrated=True,
-                 options=("threads", "calibration_images"), grey=True),
-    ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",)),
-    ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",)),
-    ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",)),
-    ExportFormat("onnx-int8-ptq", ".onnx", "int8", "onnxruntime", "float", calibrated=True, options=("opset", "calibration_images")),
+    ExportFormat("tflite-int8-grey", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8, grey=True,
+                 peak="tflite-int8"),
+    ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
+    ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
+    ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",),
+                 peak="onnx-int8-ptq"),
+    ExportFormat("onnx-int8-ptq", ".onnx", "int8", "onnxruntime", "float", calibrated=True,
+                 options=("opset", "calibration_images"), peak="onnx-int8-ptq"),
     ExportFormat("tensorrt-fp32", ".engine", "fp32", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS),
     ExportFormat("tensorrt-fp16", ".engine", "fp16", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS),
     ExportFormat("tensorrt-int8", ".engine", "int8", "tensorrt", "qat", needs_gpu=True, options=TRT_OPTIONS),
@@ -64,3 +72,24 @@ def parse_formats(text: str) -> list[ExportFormat]:
     if text in ("all", "cpu"):
         return [f for f in FORMATS if text == "all" or not f.needs_gpu]
     return [get_format(name.strip()) for name in text.split(",") if name.strip()]
+
+
+def runtime_of(format_name: str) -> str:
+    """The runtime that runs a format ('other' for a row of no known format)."""
+    return next((f.runtime for f in FORMATS if f.name == format_name), "other")
+
+
+def format_of_name(name: str) -> ExportFormat | None:
+    """The format a file name says (model-<format><suffix>), else the plainest format of its suffix, else None."""
+    for export_format in FORMATS:
+        if name == export_format.file_name:
+            return export_format
+    return next((f for f in FORMATS if name.endswith(f.suffix)), None)
+
+
+def suffixes() -> list[str]:
+    return list(dict.fromkeys(f.suffix for f in FORMATS))
+
+
+def peak_of(format_name: str) -> str | None:
+    return next((f.peak for f in FORMATS if f.name == format_name), None)

@@ -149,18 +149,24 @@ class Predictor:
         self.runner.close()
 
 
-def annotate(image_bgr: np.ndarray, faces: list[dict]) -> np.ndarray:
-    canvas = image_bgr.copy()
+MIN_ANNOTATED_WIDTH = 320  # a smaller image (a 48x48 crop) is enlarged first, so its label fits and reads
+
+
+def annotate(image_bgr: np.ndarray, faces: list[dict], min_width: int = 0) -> np.ndarray:
+    """The image with each face's box and label; enlarged (whole times, pixels kept sharp) to min_width."""
+    factor = max(1, -(-min_width // image_bgr.shape[1])) if min_width else 1
+    canvas = cv2.resize(image_bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST) if factor > 1 else image_bgr.copy()
     thickness = max(1, canvas.shape[1] // 400)
     for face in faces:
-        x, y, w, h = face["box"]
+        x, y, w, h = (factor * value for value in face["box"])
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (40, 200, 40), thickness + 1)
         text = f"{face['label']} {face['score']:.2f}"
         scale = max(0.4, w / 250)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y - th - base - 4)
-        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + base + 4), (40, 200, 40), -1)
-        cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        left = max(0, min(x, canvas.shape[1] - tw - 5))  # moved in from the right edge, never cut off
+        cv2.rectangle(canvas, (left, top), (left + tw + 4, top + th + base + 4), (40, 200, 40), -1)
+        cv2.putText(canvas, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
 
 
@@ -177,26 +183,26 @@ def read_image(path: Path) -> np.ndarray:
 def write_atomic_image(path: Path, image: np.ndarray) -> None:
     """PNG bytes encoded in memory, then one atomic write: a full disk leaves neither a truncated PNG nor a
     partial file (cv2.imwrite reports a short write as success)."""
-    from edge_fer.artifacts import atomic_write_bytes
+    from edge_fer import atomic
 
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise UserError(f"cannot encode {path}")
-    atomic_write_bytes(path, encoded.tobytes())
+    atomic.write_bytes(path, encoded.tobytes())
 
 
 def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
-    from edge_fer.artifacts import atomic_write_bytes
+    from edge_fer import atomic
 
     image = read_image(path)
     faces = predictor.faces(image)
     result = {"input": str(path), "width": image.shape[1], "height": image.shape[0], "faces": faces}
     if out is not None:
         annotated = out / f"{path.stem}-annotated.png"
-        write_atomic_image(annotated, annotate(image, faces))
+        write_atomic_image(annotated, annotate(image, faces, MIN_ANNOTATED_WIDTH))
         result["annotated"] = str(annotated)
         try:
-            atomic_write_bytes(out / f"{path.stem}.json", json.dumps(result, indent=2).encode())
+            atomic.write_bytes(out / f"{path.stem}.json", json.dumps(result, indent=2).encode())
         except UserError:
             annotated.unlink(missing_ok=True)  # the pair or nothing
             raise
@@ -204,6 +210,7 @@ def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
 
 
 def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
+    from edge_fer import atomic
     from edge_fer.data.images import MAX_IMAGE_PIXELS
 
     capture = cv2.VideoCapture(str(path))
@@ -216,8 +223,9 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer = None
     lines_path = out / f"{path.stem}.jsonl" if out else None
-    partial_lines = out / f".partial-{path.stem}.jsonl" if out else None
-    partial_video = out / f".partial-{path.stem}-annotated.mp4" if out else None
+    video_path = out / f"{path.stem}-annotated.mp4" if out else None
+    partial_lines = atomic.partial_path(lines_path) if out else None
+    partial_video = atomic.partial_path(video_path) if out else None
     frames = faces_total = 0
     lines = open(partial_lines, "w") if partial_lines else None
     finished = False
@@ -256,8 +264,8 @@ def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
     result = {"input": str(path), "frames": frames, "faces": faces_total, "fps": fps}
     if out is not None:
         os.replace(partial_lines, lines_path)
-        os.replace(partial_video, out / f"{path.stem}-annotated.mp4")
-        result.update(jsonl=str(lines_path), annotated=str(out / f"{path.stem}-annotated.mp4"))
+        os.replace(partial_video, video_path)
+        result.update(jsonl=str(lines_path), annotated=str(video_path))
     return result
 
 

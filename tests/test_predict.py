@@ -232,3 +232,34 @@ def test_a_model_that_cannot_allocate_what_it_asks_is_one_line(tmp_path, capsys)
     assert main(["predict", str(write_png(tmp_path / "face.png")), "--artifact", str(model), "--no-detect"]) == 2
     error = capsys.readouterr().err.strip()
     assert "the model failed to run" in error and "\n" not in error
+
+
+def test_crops_are_listed_in_100_columns_and_annotated_large_enough_to_read(exported, tmp_path, capsys):
+    from edge_fer.data import load_dataset
+
+    _, results = exported
+    faces = load_dataset("synthetic", None, train_count=1, valid_count=1, test_count=2).splits["test"]
+    folder = tmp_path / "a folder with a long name that a narrow table would have to wrap somewhere"
+    folder.mkdir()
+    for index, image in enumerate(faces.images):
+        cv2.imwrite(str(folder / f"face-{index}.png"), image[..., 0])
+    artifact = results["tflite-fp32"]["path"]
+    assert main(["predict", str(folder), "--artifact", artifact, "--no-detect"]) == 0
+    table = capsys.readouterr().out
+    assert max(map(len, table.splitlines())) <= 100 and "face-0.png" in table and "face-1.png" in table
+    assert "annotated" not in table.splitlines()[2]  # no empty column without --out
+    assert main(["predict", str(folder), "--artifact", artifact, "--no-detect", "--out", str(tmp_path / "out")]) == 0
+    assert "face-0-annotated.png" in capsys.readouterr().out
+    annotated = cv2.imread(str(tmp_path / "out" / "face-0-annotated.png"))
+    assert annotated.shape[1] >= 320 and annotated.shape[0] == annotated.shape[1]  # 48x48, enlarged 7 times
+
+
+def test_a_label_at_the_right_edge_is_moved_in_whole():
+    from edge_fer.predict import annotate
+
+    image = np.zeros((200, 400, 3), np.uint8)
+    face = {"box": [340, 100, 60, 60], "label": "happiness", "score": 0.97}
+    canvas = annotate(image, [face])
+    (width, _), _ = cv2.getTextSize("happiness 0.97", cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    band = np.where((canvas[:100] == (40, 200, 40)).all(axis=-1).any(axis=0))[0]
+    assert band.max() == 399 and band.max() - band.min() + 1 == width + 5  # the whole label, not its left part

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge_fer.artifacts import file_sha256
 from edge_fer.errors import UserError
 from edge_fer.formats import get_format
-from edge_fer.targets import Target
+from edge_fer.targets import Target, runs_format
 
 BOARD_SCRIPT = Path(__file__).resolve().with_name("board.py")
 
@@ -51,7 +51,7 @@ def check_board(target: Target, board: dict) -> None:
 
 def engine_problem(target: Target, board: dict) -> str | None:
     """Why no engine can be built on this board, in one line, or None."""
-    from edge_fer.export.tensorrt_support import same_family
+    from edge_fer.targets.tensorrt_support import same_family
 
     if not board.get("trtexec"):
         where = target.tensorrt.trtexec or "PATH or /usr/src/tensorrt/bin/trtexec"
@@ -84,7 +84,7 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
     """One job per TensorRT precision the target runs whose ONNX source is among the artifacts; an engine this
     board's TensorRT cannot build is (its facts, the reason) instead."""
     from edge_fer.export.tensorrt import EngineBuildConfig, engine_source, implicit_int8
-    from edge_fer.export.tensorrt_support import get_support
+    from edge_fer.targets.tensorrt_support import get_support
 
     version = board["trtexec_version"]
     support = get_support(version)
@@ -93,7 +93,7 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
     for precision in target.tensorrt.precisions:
         engine_format = get_format(f"tensorrt-{precision}")
         source = sources.get(engine_source(precision, support))
-        if engine_format.name not in target.formats or source is None:
+        if runs_format(target, engine_format) or source is None:
             continue
         size = int(source["image_size"])
         config = EngineBuildConfig.from_target(target, precision, size, input_name=onnx_input_name(source["path"]),

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 
-from edge_fer.artifacts import atomic_write_bytes
+from edge_fer import atomic
 from edge_fer.bench.board import PowerMonitor
 from edge_fer.engine_info import precision_from_layer_info
 
@@ -42,7 +42,7 @@ def run(job: dict) -> dict:
     if job["sidecar"].get("dla_core") is not None:
         sidecar.update(placements(build.stdout))
     sidecar["engine_bytes"] = os.path.getsize(job["engine"])
-    atomic_write_bytes(job["engine"] + ".json", json.dumps(sidecar, indent=1).encode())
+    atomic.write_bytes(job["engine"] + ".json", json.dumps(sidecar, indent=1).encode())
     return bench(job, sidecar)
 
 

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_fer.formats import FORMATS, get_format, peak_of
+from edge_fer.status import PASSED
+
 PEAK_VARIANT = "peak-conv1x1"
-PEAK_FORMATS = ("tflite-fp32", "tflite-int8", "onnx-fp32", "onnx-int8-ptq")
+PEAK_FORMATS = tuple(dict.fromkeys(f.peak for f in FORMATS if f.peak))  # the formats artifacts are compared with
 SIZE, CHANNELS, LAYERS = 28, 512, 8  # 8 × 28·28·512·512 ≈ 1.64 GMAC per image: compute-bound on any CPU
-
-PEAK_OF_FORMAT = {  # an artifact's format -> the peak it is compared with (fp16 and dynamic TFLite compute as shown)
-    "tflite-fp32": "tflite-fp32", "tflite-fp16": "tflite-fp32", "tflite-dynamic": "tflite-int8",
-    "tflite-int8": "tflite-int8", "tflite-int8-qat": "tflite-int8", "tflite-int8-grey": "tflite-int8",
-    "onnx-fp32": "onnx-fp32", "onnx-fp16": "onnx-fp32", "onnx-int8-qdq": "onnx-int8-ptq", "onnx-int8-ptq": "onnx-int8-ptq",
-}
-
 
 def peak_model():
     import tf_keras as keras
@@ -34,28 +30,39 @@ def peak_model():
     return keras.Model(inputs, outputs, name=PEAK_VARIANT)
 
 
+def peak_payloads(model, calibration) -> dict:
+    """The peak model in every peak format (the `peak` column of the format table): format name -> bytes."""
+    from edge_fer.export.converters import keras_to_onnx, keras_to_tflite, onnx_to_int8_ptq
+
+    onnx_fp32 = keras_to_onnx(model)
+    builders = {"tflite-fp32": lambda: keras_to_tflite(model, "fp32"),
+                "tflite-int8": lambda: keras_to_tflite(model, "int8", calibration, int8_io=False),
+                "onnx-fp32": lambda: onnx_fp32.SerializeToString(),
+                "onnx-int8-ptq": lambda: onnx_to_int8_ptq(onnx_fp32, calibration).SerializeToString()}
+    missing = set(PEAK_FORMATS) - set(builders)
+    if missing:
+        raise ValueError(f"no peak kernel for {', '.join(sorted(missing))}: add one to bench.peak.peak_payloads")
+    return {name: builders[name]() for name in PEAK_FORMATS}
+
+
 def write_peak_artifacts(folder: Path) -> list[Path]:
     """The peak model in every PEAK_FORMATS format, each with the metadata bench reads (its MACs among them)."""
     import tf_keras as keras
 
-    from edge_fer.artifacts import atomic_write_bytes, write_metadata
-    from edge_fer.export.converters import keras_to_onnx, keras_to_tflite, onnx_to_int8_ptq
+    from edge_fer import atomic
+    from edge_fer.artifacts import write_metadata
     from edge_fer.models.summary import model_summary
 
     keras.utils.set_random_seed(0)
     model = peak_model()
     calibration = np.random.default_rng(0).uniform(0, 255, (16, SIZE, SIZE, 3)).astype(np.float32)
-    onnx_fp32 = keras_to_onnx(model)
-    payloads = {"tflite-fp32": keras_to_tflite(model, "fp32"),
-                "tflite-int8": keras_to_tflite(model, "int8", calibration, int8_io=False),
-                "onnx-fp32": onnx_fp32.SerializeToString(),
-                "onnx-int8-ptq": onnx_to_int8_ptq(onnx_fp32, calibration).SerializeToString()}
+    payloads = peak_payloads(model, calibration)
     record = {"variant": PEAK_VARIANT, "classes": [f"c{i}" for i in range(8)], "image_size": SIZE,
               "macs": model_summary(model)["macs"]}
     paths = []
     for name in PEAK_FORMATS:
-        path = folder / f"peak-{name}{'.tflite' if name.startswith('tflite') else '.onnx'}"
-        atomic_write_bytes(path, payloads[name])
+        path = folder / f"peak-{name}{get_format(name).suffix}"
+        atomic.write_bytes(path, payloads[name])
         write_metadata(path, {**record, "format": name})
         paths.append(path)
     return paths
@@ -71,13 +78,13 @@ def peak_rates(rows: list[dict]) -> dict[tuple[str, str], float]:
     """(target, peak format) -> MAC/s of the newest passed peak row."""
     rates = {}
     for row in rows:
-        rate = macs_per_second(row) if row.get("variant") == PEAK_VARIANT and row.get("status") == "passed" else None
+        rate = macs_per_second(row) if row.get("variant") == PEAK_VARIANT and row.get("status") == PASSED else None
         if rate:
             rates[(row["target"], row["format"])] = rate
     return rates
 
 
 def mac_share(row: dict, rates: dict[tuple[str, str], float]) -> float | None:
-    peak = rates.get((row["target"], PEAK_OF_FORMAT.get(row["format"], "")))
+    peak = rates.get((row["target"], peak_of(row["format"])))
     achieved = macs_per_second(row)
     return achieved / peak if peak and achieved else None

@@ -6,19 +6,18 @@ from pathlib import Path
 
 from edge_fer.bench import store
 from edge_fer.errors import UserError
+from edge_fer.status import PASSED
 
 
 def candidates(store_path: str | Path, target: str, formats: list[str] | None = None, dataset: str | None = None) -> list[dict]:
     """The newest passed, scored row per artifact on `target` (optionally of some formats only). Accuracies
     compare only on one dataset, so a store holding several needs `dataset`."""
-    from edge_fer.report import latest_per_artifact
-
     store.require(store_path)
-    by_target = latest_per_artifact(store.fetch(store_path))
+    by_target = store.latest_per_artifact(store.fetch(store_path))
     if target not in by_target:
         known = ", ".join(sorted(by_target)) or "none"
         raise UserError(f"the store has no rows for target {target!r} (it has: {known})")
-    rows = [row for row in by_target[target] if row["status"] == "passed"
+    rows = [row for row in by_target[target] if row["status"] == PASSED
             and row.get("p50_ms") is not None and row.get("accuracy") is not None]
     rows = [row for row in rows if (not formats or row["format"] in formats) and (not dataset or row["dataset"] == dataset)]
     datasets = sorted({str(row["dataset"]) for row in rows})

@@ -11,29 +11,42 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from edge_fer.errors import UserError
 from edge_fer.artifacts import sidecar_path
+from edge_fer.errors import UserError
+from edge_fer.formats import suffixes
 from edge_fer.targets import Target
 
 PACKAGE = Path(__file__).resolve().parents[1]
 # The device needs these modules only: numpy and the runtime do the rest (no TensorFlow).
-RUNNER_MODULES = ("__init__.py", "errors.py", "registry.py", "runtimes/__init__.py", "runtimes/base.py",
-                  "runtimes/litert.py", "runtimes/onnxruntime_runtime.py", "runtimes/tensorrt_runtime.py",
-                  "bench/__init__.py", "bench/timing.py", "bench/host.py", "bench/device_runner.py", "bench/board.py",
-                  "bench/engine_job.py", "engine_info.py", "formats.py", "artifacts.py")
-RUN_SCRIPT = """#!/bin/sh
+DEVICE_MODULES = ("__init__.py", "errors.py", "registry.py", "atomic.py", "status.py", "formats.py", "artifacts.py",
+                  "engine_info.py", "runtimes/__init__.py", "runtimes/base.py", "bench/__init__.py", "bench/timing.py",
+                  "bench/host.py", "bench/device_runner.py", "bench/board.py", "bench/engine_job.py")
+
+
+def runner_modules() -> list[str]:
+    from edge_fer.runtimes import device_runtime_files
+
+    return [*DEVICE_MODULES, *device_runtime_files()]
+
+
+def run_script() -> str:
+    """run.sh: benchmark every artifact in the bundle (every suffix of the format table)."""
+    globs = " ".join(f"artifacts/*/*{suffix}" for suffix in suffixes())
+    return f"""#!/bin/sh
 # Benchmark every artifact in this bundle: ./run.sh [python3]
 # Each file is in artifacts/<key>/, its key the start of its SHA-256: two files of one name stay two files.
 cd "$(dirname "$0")"
-PY="${1:-python3}"
+PY="${{1:-python3}}"
 PYTHONPATH=lib "$PY" lib/edge_fer/bench/board.py --check || exit $?
-for artifact in artifacts/*/*.tflite artifacts/*/*.onnx artifacts/*/*.engine; do
+for artifact in {globs}; do
   [ -e "$artifact" ] || continue
   key=$(basename "$(dirname "$artifact")")
   images=""; [ -f "data/images-$key.npy" ] && images="--images data/images-$key.npy"
   PYTHONPATH=lib "$PY" -m edge_fer.bench.device_runner "$artifact" $images > "results-$key-$(basename "$artifact").json"
 done
 """
+
+
 
 
 def bundle_key(path: Path) -> str:
@@ -69,7 +82,7 @@ def build_bundle(artifacts: list[Path], images: dict[Path, Path] | None = None, 
     buffer = io.BytesIO()
     added = set()
     with tarfile.open(fileobj=buffer, mode="w:gz", dereference=True) as tar:  # file contents, never links
-        for module in RUNNER_MODULES:
+        for module in runner_modules():
             tar.add(PACKAGE / module, arcname=f"lib/edge_fer/{module}")
         for artifact in artifacts:
             arcname = remote_artifact(artifact)
@@ -84,7 +97,7 @@ def build_bundle(artifacts: list[Path], images: dict[Path, Path] | None = None, 
             if arcname not in added:
                 added.add(arcname)
                 tar.add(image_file, arcname=arcname)
-        for name, data in {**(extra or {}), "run.sh": RUN_SCRIPT.encode()}.items():
+        for name, data in {**(extra or {}), "run.sh": run_script().encode()}.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o755 if name == "run.sh" else 0o644
             tar.addfile(info, io.BytesIO(data))

@@ -17,9 +17,12 @@ import numpy as np
 from edge_fer import ui
 from edge_fer.bench import board_engines, remote, store
 from edge_fer.bench.timing import TimingSettings
+from edge_fer.data.spec import DatasetSpec
 from edge_fer.errors import UserError
+from edge_fer.status import FAILED, PASSED
 from edge_fer.artifacts import file_sha256, read_metadata
-from edge_fer.targets import Target, load_target
+from edge_fer.formats import get_format
+from edge_fer.targets import Target, load_target, runs_format
 
 
 @dataclass
@@ -42,14 +45,11 @@ class BenchSettings(TimingSettings):
 class ScoringData:
     """The test split, resized once per input size, written where the runner can read it."""
 
-    def __init__(self, spec: dict | None, folder: Path):
-        self.spec, self.folder, self.files = spec, folder, {}
+    def __init__(self, spec: DatasetSpec | dict | None, folder: Path):
+        self.folder, self.files = folder, {}
         self.dataset = None
         if spec:
-            from edge_fer.data import load_dataset
-
-            self.dataset = load_dataset(spec["name"], spec.get("root"), label_mode=spec.get("label_mode"),
-                                        **(spec.get("options") or {}))
+            self.dataset = DatasetSpec.of(spec).load()
             self.split = self.dataset.splits.get("test") or self.dataset.splits.get("valid")
             if self.split is None:
                 raise UserError(f"dataset {self.dataset.name} has no test or valid split to score on")
@@ -139,11 +139,11 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
     if "engine_bytes" in engine:  # an engine built on the board from this ONNX file: its own size, no parity measured
         row.update(size_bytes=engine["engine_bytes"], agreement=None)
     if "error" in measured:
-        return {**row, "status": "failed", "reason": measured["error"], "metrics": measured}
+        return {**row, "status": FAILED, "reason": measured["error"], "metrics": measured}
     single = measured.get("single_stream", {})
     metrics = {key: value for key, value in measured.items() if key != "probabilities"}
     metrics["macs"] = meta.get("macs")
-    row.update(status="passed", p50_ms=single.get("p50_ms"), p90_ms=single.get("p90_ms"), p99_ms=single.get("p99_ms"),
+    row.update(status=PASSED, p50_ms=single.get("p50_ms"), p90_ms=single.get("p90_ms"), p99_ms=single.get("p99_ms"),
                mean_ms=single.get("mean_ms"),
                images_per_s=(measured.get("offline") or {}).get("images_per_s") or single.get("qps"))
     if "probabilities" in measured and scoring.dataset is not None:
@@ -153,7 +153,7 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
         try:
             probabilities = check_probabilities(measured["probabilities"], len(scoring.dataset.classes), path.name)
         except UserError as error:  # scored as nothing, not as a 0.25 "passed"
-            return {**row, "status": "failed", "reason": str(error), "metrics": metrics}
+            return {**row, "status": FAILED, "reason": str(error), "metrics": metrics}
         scored = classification_metrics(scoring.split.labels, probabilities, scoring.dataset.classes)
         metrics["scores"] = scored
         row.update(accuracy=scored["accuracy"], macro_f1=scored["macro_f1"], dataset=scoring.dataset.name,
@@ -164,8 +164,9 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
 
 def check_artifact(facts: dict, target: Target, scoring: ScoringData) -> str | None:
     export_format = facts["format"]
-    if target.formats and export_format.name not in target.formats:
-        return f"target {target.name} does not run {export_format.name} (its formats: {', '.join(target.formats)})"
+    refused = runs_format(target, export_format)
+    if refused:
+        return refused
     if export_format.runtime == "tensorrt" and export_format.precision not in target.tensorrt.precisions:
         return f"target {target.name} has no TensorRT {export_format.precision}"
     if scoring.dataset is not None and facts["classes"] and list(facts["classes"]) != list(scoring.dataset.classes):
@@ -239,8 +240,6 @@ def on_board(target: Target, every_facts: list[dict], settings: BenchSettings) -
     """An SSH target: the board checked before anything is uploaded, and what it will do with each file. Where it
     builds with trtexec, the ONNX files are engine sources (a row only if the target runs them with onnxruntime),
     engines are built there, and a prebuilt engine runs only if its record matches the board."""
-    from edge_fer.formats import get_format
-
     facts_of_board = board_engines.probe_board(target)
     board_engines.check_board(target, facts_of_board)
     board = {"facts": facts_of_board, "sources_only": set(), "prebuilt": set(), "prebuilt_problems": {}, "jobs": [],
@@ -251,15 +250,16 @@ def on_board(target: Target, every_facts: list[dict], settings: BenchSettings) -
     source_formats = {f"onnx-{kind}" for kind in ("fp32", "fp16", "int8-qdq")}
     for position, facts in enumerate(every_facts):
         name = facts["format"].name
-        if name in source_formats and name not in target.formats:
+        if name in source_formats and runs_format(target, facts["format"]):
             board["sources_only"].add(position)
         if facts["format"].runtime == "tensorrt":
             board["prebuilt"].add(position)
     problem = board_engines.engine_problem(target, facts_of_board)
     if problem:
         sources = [f for f in every_facts if f["format"].name in source_formats]
-        engines = [f"tensorrt-{p}" for p in target.tensorrt.precisions if f"tensorrt-{p}" in target.formats]
-        board["refused"] = [({**sources[0], "format": get_format(name)}, problem) for name in engines] if sources else []
+        engines = [get_format(f"tensorrt-{p}") for p in target.tensorrt.precisions]
+        engines = [engine for engine in engines if not runs_format(target, engine)]
+        board["refused"] = [({**sources[0], "format": engine}, problem) for engine in engines] if sources else []
         board["prebuilt_problems"] = {position: problem for position in board["prebuilt"]}
         return board
     board["jobs"], board["refused"] = board_engines.plan_jobs(target, every_facts, facts_of_board, duration)

@@ -7,6 +7,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from edge_fer.bench.peak import PEAK_VARIANT
+
 DEFAULT_STORE = Path("benchmarks") / "results.sqlite"
 
 COLUMNS = {  # name -> SQL type; 'metrics' and 'versions' hold JSON
@@ -120,3 +122,31 @@ def fetch(path: str | Path = DEFAULT_STORE) -> list[dict]:
         for name in ("versions", "metrics"):
             row[name] = json.loads(row[name]) if row[name] else None
     return rows
+
+
+SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
+
+def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
+    """target -> the newest row for each (artifact path, format): a file exported again to the same path replaces
+    the older one. Accuracy belongs to the file's contents, not the run: a newer latency-only row keeps the scores
+    of the newest scored row with the same artifact hash."""
+    latest: dict[tuple, dict] = {}
+    scored: dict[tuple, dict] = {}
+    for row in rows:
+        if row.get("variant") == PEAK_VARIANT:
+            continue  # the host's peak, not an artifact
+        latest[(row["target"], row["artifact"], row["format"])] = row
+        if row.get("accuracy") is not None:
+            scored[content_key(row)] = row
+    for row in latest.values():
+        source = scored.get(content_key(row))
+        if row.get("accuracy") is None and source is not None:
+            row.update({field: source[field] for field in SCORE_FIELDS})
+            row["metrics"] = {**(row.get("metrics") or {}), "scores": (source.get("metrics") or {}).get("scores")}
+    by_target: dict[str, list[dict]] = {}
+    for (target, _, _), row in sorted(latest.items(), key=lambda item: (item[0][0], item[1]["format"] or "")):
+        by_target.setdefault(target, []).append(row)
+    return by_target
+
+def content_key(row: dict) -> tuple:
+    return row["target"], row.get("artifact_sha256") or row["artifact"], row["format"]

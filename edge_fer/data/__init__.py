@@ -5,14 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_fer.data import cache
-from edge_fer.data.base import Adapter, FerDataset, Split
-from edge_fer.registry import Registry
-
-DATASETS: Registry[type[Adapter]] = Registry("dataset")
-
-
-def register_dataset(adapter: type[Adapter]) -> type[Adapter]:
-    return DATASETS.register(adapter.name)(adapter)
+from edge_fer.data.base import DATASETS, Adapter, FerDataset, Split, register_dataset
 
 
 def list_datasets() -> list[str]:

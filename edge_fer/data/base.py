@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from edge_fer.errors import DataError
+from edge_fer.registry import Registry
 
 ROOT_HINT = "pass --root PATH (edge-fer run: --set data.root=PATH)"
 OPTION_KINDS = {int: "an integer", float: "a number", str: "a string", list: "a list of names", dict: "a table of name = path"}
@@ -172,3 +173,11 @@ def require_nonempty(splits: dict[str, Split], where) -> dict[str, Split]:
         if len(split) == 0:
             raise DataError(f"split {name!r} has no images", where)
     return splits
+
+
+DATASETS: Registry[type[Adapter]] = Registry("dataset")
+
+
+def register_dataset(adapter: type[Adapter]) -> type[Adapter]:
+    """Adapters register themselves by name (`@register_dataset` on the class); edge_fer.data imports them all."""
+    return DATASETS.register(adapter.name)(adapter)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from edge_fer import atomic
 from edge_fer.data.base import Split
 
 FIELDS = ("images", "labels", "files", "soft_labels", "subjects")
@@ -47,14 +47,8 @@ def save(path: Path | None, splits: dict[str, Split], meta: dict) -> None:
             if value is not None:
                 arrays[f"{split_name}.{field}"] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic.replacing(path, unique=True) as temporary, open(temporary, "wb") as stream:
+        np.savez(stream, **arrays)
 
 
 def load(path: Path | None) -> tuple[dict[str, Split], dict] | None:

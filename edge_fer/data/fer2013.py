@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, require_file, require_nonempty, stat_fingerprint
+from edge_fer.data.base import Adapter, Split, register_dataset, require_file, require_nonempty, stat_fingerprint
 from edge_fer.errors import DataError
 
 CLASSES = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")

@@ -8,6 +8,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# What every artifact's metadata says about its input, so an application feeds it what it was trained on.
+PREPROCESSING = {
+    "input": "RGB, float32 pixel values 0-255, shape (batch, size, size, 3)",
+    "grey": "repeated to three channels",
+    "resize": "bilinear, half-pixel centres (cv2.INTER_LINEAR), from the dataset image to size x size",
+    "normalization": "inside the model: x / 127.5 - 1 (MobileNet)",
+}
+
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 (N, H, W, C) -> uint8 (N, size, size, C), bilinear with half-pixel centres (as TF's resize)."""

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, require_file, require_nonempty, stat_fingerprint, typed_option
+from edge_fer.data.base import Adapter, Split, register_dataset, require_file, require_nonempty, stat_fingerprint, typed_option
 from edge_fer.data.images import decode_images
 from edge_fer.errors import DataError
 

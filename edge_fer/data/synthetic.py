@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from edge_fer.data import register_dataset
-from edge_fer.data.base import Adapter, Split, typed_option
+from edge_fer.data.base import Adapter, Split, register_dataset, typed_option
 from edge_fer.errors import DataError
 
 CLASSES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear")

@@ -7,7 +7,6 @@ Each format ends with a status: passed, failed-check (exported, but parity is be
 from __future__ import annotations
 
 import functools
-import json
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,13 +17,17 @@ import numpy as np
 
 from edge_fer import ui
 from edge_fer.compare import agreement, run_batches
+from edge_fer.data.spec import DatasetSpec
 from edge_fer.errors import UserError
+from edge_fer.status import FAILED, FAILED_CHECK, PASSED, SKIPPED
 from edge_fer.export import converters
-from edge_fer.formats import ExportFormat, parse_formats
-from edge_fer.artifacts import atomic_write_bytes, embed_onnx_metadata, file_sha256, read_metadata, write_metadata
+from edge_fer.export.builders import BUILDERS
+from edge_fer.export.engines import EngineBuilder, build_engine, choose_engine_builder
+from edge_fer.formats import PARITY_FLOORS, ExportFormat, parse_formats
+from edge_fer import atomic
+from edge_fer.artifacts import embed_onnx_metadata, file_sha256, write_metadata
 
 COLOUR_DATASET_MESSAGE = "the dataset has colour images; grey formats are made only from grey datasets"
-DEFAULT_FLOORS = {"fp32": 0.99, "fp16": 0.99, "dynamic": 0.99, "int8": 0.97}
 
 
 @dataclass
@@ -36,28 +39,25 @@ class ExportSettings:
     threads: int | None = None
     target: str | None = None  # TensorRT builds read their settings from this target profile
     seed: int = 0
-    floors: dict = field(default_factory=lambda: dict(DEFAULT_FLOORS))
+    floors: dict = field(default_factory=lambda: dict(PARITY_FLOORS))
 
 
 class ExportContext:
     """What the converters need, each built once and only when a format asks for it."""
 
-    def __init__(self, model_dir: Path, qat_dir: Path | None, settings: ExportSettings, dataset_override: dict | None):
+    def __init__(self, model_dir: Path, qat_dir: Path | None, settings: ExportSettings, dataset_override: DatasetSpec | dict | None):
         from edge_fer.models.loading import load_model
 
         self.model_dir, self.qat_dir, self.settings = model_dir, qat_dir, settings
         self.float_model, self.meta = load_model(model_dir)
         self.image_size = int(self.float_model.input_shape[1])
-        self.dataset_spec = dataset_override or self.meta.get("dataset")
-        if not self.dataset_spec:
+        if not (dataset_override or self.meta.get("dataset")):
             raise UserError(f"{model_dir} has no model.json naming its dataset; pass --dataset (and --root)")
+        self.dataset_spec = DatasetSpec.of(dataset_override or self.meta["dataset"])
 
     @functools.cached_property
     def dataset(self):
-        from edge_fer.data import load_dataset
-
-        spec = self.dataset_spec
-        return load_dataset(spec["name"], spec.get("root"), label_mode=spec.get("label_mode"), **(spec.get("options") or {}))
+        return self.dataset_spec.load()
 
     def _sample(self, split_names, count: int) -> np.ndarray:
         from edge_fer.data.preprocess import to_model_input
@@ -121,7 +121,7 @@ class ExportContext:
 
     @property
     def tensorrt_support(self):
-        from edge_fer.export.tensorrt_support import get_support
+        from edge_fer.targets.tensorrt_support import get_support
 
         return get_support(self.engine_builder.tensorrt)
 
@@ -139,69 +139,8 @@ class ExportContext:
         return converters.keras_to_tflite(self.qat_model, "int8", self.calibration, int8_io=False)
 
 
-@dataclass
-class EngineBuilder:
-    kind: str | None  # "python-api", "trtexec", or None: nothing here can build engines
-    tensorrt: str | None  # the version that builds (None: the support table's default)
-    trtexec: str | None = None  # trtexec's path, for kind "trtexec"
-
-
-def builder_version(found: str | None, target, builder: str) -> str | None:
-    """The version flags are planned for: the builder's own where one is here (refused in one line if the target
-    says another TensorRT family), else the target's, for a plan built elsewhere."""
-    from edge_fer.export import tensorrt
-
-    if found is None:
-        return target.device.tensorrt
-    tensorrt.check_version_matches(found, target.device.tensorrt, builder)
-    return found
-
-
-def choose_engine_builder(target) -> EngineBuilder:
-    """A target says which TensorRT and which builder; without one, the Python API where the tensorrt package
-    and a GPU are here, else a trtexec found on PATH or in JetPack's folder (its version read from its banner)."""
-    from edge_fer.export import tensorrt
-
-    if target is not None:
-        if target.tensorrt.use_trtexec:
-            path = tensorrt.find_trtexec(target.tensorrt.trtexec)
-            return EngineBuilder("trtexec", builder_version(path and tensorrt.trtexec_version(path), target, f"trtexec ({path})"),
-                                 path)
-        installed = tensorrt.installed_tensorrt()
-        version = builder_version(installed, target, "the tensorrt Python package")
-        return EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, version)
-    if tensorrt.tensorrt_available():
-        return EngineBuilder("python-api", tensorrt.installed_tensorrt())
-    trtexec = tensorrt.find_trtexec()
-    if trtexec is not None:
-        return EngineBuilder("trtexec", tensorrt.trtexec_version(trtexec), trtexec)
-    return EngineBuilder(None, None)
-
-
-def build_onnx_qdq(ctx: ExportContext) -> bytes:
-    """The QAT model through TFLite's int8 converter to QDQ ONNX, then into TensorRT's form (biases float, every
-    zero point 0): the QAT ranges reach onnxruntime and TensorRT unchanged where they are symmetric."""
-    qdq = converters.tflite_to_onnx(ctx.qat_tflite_float_io, ctx.opset)
-    return converters.qdq_to_tensorrt_qdq(qdq).SerializeToString()
-
-
-BUILDERS = {  # format name -> bytes of the artifact (TensorRT engines are built in build_engine)
-    "tflite-fp32": lambda ctx: converters.keras_to_tflite(ctx.float_model, "fp32"),
-    "tflite-fp16": lambda ctx: converters.keras_to_tflite(ctx.float_model, "fp16"),
-    "tflite-dynamic": lambda ctx: converters.keras_to_tflite(ctx.float_model, "dynamic"),
-    "tflite-int8": lambda ctx: converters.keras_to_tflite(ctx.float_model, "int8", ctx.calibration),
-    "tflite-int8-qat": lambda ctx: converters.keras_to_tflite(ctx.qat_model, "int8", ctx.calibration),
-    "tflite-int8-grey": lambda ctx: converters.keras_to_tflite_float_stem(converters.keras_to_grey_keras(ctx.float_model),
-                                                                          ctx.calibration[..., :1]),
-    "onnx-fp32": lambda ctx: ctx.onnx_fp32.SerializeToString(),
-    "onnx-fp16": lambda ctx: converters.onnx_to_fp16(ctx.onnx_fp32).SerializeToString(),
-    "onnx-int8-qdq": build_onnx_qdq,
-    "onnx-int8-ptq": lambda ctx: converters.onnx_to_int8_ptq(ctx.onnx_fp32, ctx.calibration).SerializeToString(),
-}
-
-
 def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
-    from edge_fer.train.trainer import PREPROCESSING
+    from edge_fer.data.preprocess import PREPROCESSING
     from edge_fer.versions import software_versions
 
     if export_format.source == "qat":
@@ -224,44 +163,6 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
     }
 
 
-def build_engine(ctx: ExportContext, export_format: ExportFormat, out: Path, path: Path) -> dict:
-    from edge_fer.export import tensorrt
-
-    plan = ctx.engine_builder
-    source = tensorrt.engine_source(export_format.precision, ctx.tensorrt_support)
-    onnx_path = out / f"model-{source}.onnx"
-    if not onnx_path.is_file():
-        raise UserError(f"{export_format.name} is built from {onnx_path.name}: export {source} too")
-    input_name = _onnx_input_name(onnx_path)
-    if ctx.target is not None:
-        config = tensorrt.EngineBuildConfig.from_target(ctx.target, export_format.precision, ctx.image_size, input_name)
-    else:  # the GPU on this machine, with the defaults
-        config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name,
-                                            tensorrt=plan.tensorrt)
-    return build_engine_file(onnx_path, path, config, plan)
-
-
-def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -> dict:
-    """One engine written atomically by the planned builder; returns its record (the version is the builder's)."""
-    from edge_fer.engine_info import precision_from_layer_info
-    from edge_fer.export import tensorrt
-    from edge_fer.export.tensorrt_support import version_from_trtexec_banner
-
-    if plan.kind == "trtexec":
-        temporary = out.with_name(f".partial-{out.name}")
-        layer_info = out.with_name(f".partial-{out.name}.layers.json")
-        try:
-            log = tensorrt.onnx_to_engine_trtexec(onnx_path, temporary, config, plan.trtexec, layer_info)
-            inspected = precision_from_layer_info(layer_info)
-        finally:
-            layer_info.unlink(missing_ok=True)
-        temporary.replace(out)
-        return tensorrt.engine_record(config, "trtexec", version_from_trtexec_banner(log) or config.tensorrt, inspected)
-    serialized, inspected = tensorrt.onnx_to_engine_inspected(onnx_path, config)
-    atomic_write_bytes(out, serialized)
-    return tensorrt.engine_record(config, "python-api", config.tensorrt, inspected)
-
-
 def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
     """The TensorRT rules on an ONNX file, for the target's TensorRT (or the one here, or 10.x)."""
     from edge_fer.export.tensorrt_rules import check_tensorrt
@@ -270,13 +171,6 @@ def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
     dla = target is not None and target.tensorrt.dla_core is not None
     report = check_tensorrt(payload, ctx.tensorrt_support, dla=dla, gpu_fallback=target.tensorrt.gpu_fallback if target else True)
     return report.as_dict()
-
-
-def _onnx_input_name(onnx_path: Path) -> str:
-
-    from edge_fer.export.tensorrt_rules import read_onnx
-
-    return read_onnx(onnx_path).graph.input[0].name
 
 
 def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> dict:
@@ -288,14 +182,14 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
     if export_format.needs_gpu:
         record["engine"] = build_engine(ctx, export_format, out, path)
     else:
-        payload = BUILDERS[export_format.name](ctx)
+        payload = BUILDERS.get(export_format.name)(ctx)
         if export_format.suffix == ".onnx":
             import onnx
 
             proto = onnx.load_from_string(payload)
             record["tensorrt_check"] = tensorrt_rule_check(ctx, proto)
             payload = embed_onnx_metadata(proto, record).SerializeToString()
-        atomic_write_bytes(path, payload)
+        atomic.write_bytes(path, payload)
     record["file_sha256"] = file_sha256(path)
     record["size_bytes"] = path.stat().st_size
     record["export_seconds"] = round(time.perf_counter() - started, 1)
@@ -310,11 +204,11 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
     record["parity"] = {**parity, "floor": floor, "reference": "keras QAT model" if from_qat else "keras float model"}
     record["agreement_with_float"] = with_float["top1_agreement"]
     write_metadata(path, record)
-    status = "passed" if parity["top1_agreement"] >= floor else "failed-check"
+    status = PASSED if parity["top1_agreement"] >= floor else FAILED_CHECK
     trt_check = record.get("tensorrt_check") or {"passed": True}
     reason = None
     if not trt_check["passed"]:
-        status = "failed-check"
+        status = FAILED_CHECK
         reason = f"TensorRT {trt_check['tensorrt']}: {trt_check['problems'][0]} ({len(trt_check['problems'])} problems)"
     return {"format": export_format.name, "status": status, "reason": reason, "path": str(path), "size_bytes": record["size_bytes"],
             "top1_agreement": parity["top1_agreement"], "max_abs_diff": parity["max_abs_diff"], "floor": floor,
@@ -330,7 +224,7 @@ def check_settings(settings: ExportSettings) -> None:
 
 
 def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat_dir: str | Path | None = None,
-           dataset_override: dict | None = None) -> list[dict]:
+           dataset_override: DatasetSpec | dict | None = None) -> list[dict]:
     from edge_fer.export.tensorrt import NO_GPU_MESSAGE
 
     formats = parse_formats(settings.formats)
@@ -347,14 +241,14 @@ def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat
         for export_format in formats:
             bar.update(task, description=f"exporting {export_format.name}")
             if export_format.name in skipped:
-                results.append({"format": export_format.name, "status": "skipped", "reason": skipped[export_format.name]})
+                results.append({"format": export_format.name, "status": SKIPPED, "reason": skipped[export_format.name]})
             else:
                 results.append(export_guarded(ctx, export_format, out))
             bar.advance(task)
     report = {"model": str(model_dir), "qat_model": str(qat_dir) if qat_dir else None, "settings": settings.__dict__,
-              "parity_images": int(len(ctx.parity_images)) if any(r["status"] != "skipped" for r in results) else 0,
+              "parity_images": int(len(ctx.parity_images)) if any(r["status"] != SKIPPED for r in results) else 0,
               "results": results}
-    atomic_write_bytes(out / "export.json", json.dumps(report, indent=2, default=str).encode())
+    atomic.write_json(out / "export.json", report)
     return results
 
 
@@ -362,126 +256,9 @@ def export_guarded(ctx: ExportContext, export_format: ExportFormat, out: Path) -
     try:
         return export_one(ctx, export_format, out)
     except UserError as error:
-        return {"format": export_format.name, "status": "failed", "reason": str(error)}
+        return {"format": export_format.name, "status": FAILED, "reason": str(error)}
     except Exception as error:  # a converter bug must not stop the other formats
         last = traceback.format_exception_only(type(error), error)[-1].strip()
-        return {"format": export_format.name, "status": "failed", "reason": last[:500]}
+        return {"format": export_format.name, "status": FAILED, "reason": last[:500]}
 
 
-def engine_plan(source: Path, precision: str, target_name: str | None = None, builder: str | None = None,
-                tensorrt_version: str | None = None) -> dict:
-    """What `edge-fer engine` will do, without building: the ONNX it builds from, the TensorRT version and
-    builder, the rule check, the trtexec command line and the Python API settings."""
-    from edge_fer.export import tensorrt
-    from edge_fer.export.tensorrt_rules import check_tensorrt, check_tensorrt_file
-    from edge_fer.export.tensorrt_support import get_support
-    from edge_fer.targets import load_target
-
-    target = load_target(target_name) if target_name else None
-    plan = choose_engine_builder(target)
-    if builder == "trtexec" and plan.kind != "trtexec":
-        path = tensorrt.find_trtexec(target.tensorrt.trtexec if target else None)
-        found = tensorrt.trtexec_version(path) if path else None  # flags for the trtexec that will run
-        if found and (target is not None or plan.tensorrt):
-            tensorrt.check_version_matches(found, plan.tensorrt, f"trtexec ({path})")
-        plan = EngineBuilder("trtexec", found or plan.tensorrt, path)
-    elif builder == "python-api":
-        plan = EngineBuilder("python-api" if tensorrt.tensorrt_available() else None, plan.tensorrt)
-    if tensorrt_version:
-        if plan.kind is not None and plan.tensorrt:
-            tensorrt.check_version_matches(plan.tensorrt, tensorrt_version, f"the {plan.kind} builder here")
-        plan.tensorrt = tensorrt_version
-    support = get_support(plan.tensorrt)
-    onnx_path = Path(source)
-    if onnx_path.is_dir():
-        onnx_path = onnx_path / f"model-{tensorrt.engine_source(precision, support)}.onnx"
-    if not onnx_path.is_file():
-        raise UserError(f"{onnx_path} does not exist (a TensorRT {support.label} {precision} engine is built from it)")
-    meta = read_metadata(onnx_path) or {}
-    size = int(meta.get("image_size") or _onnx_input_size(onnx_path))
-    input_name = _onnx_input_name(onnx_path)
-    if target is not None:
-        config = tensorrt.EngineBuildConfig.from_target(target, precision, size, input_name)
-        config.tensorrt = plan.tensorrt
-    else:
-        config = tensorrt.EngineBuildConfig(precision, image_size=size, input_name=input_name, tensorrt=plan.tensorrt)
-    dla = config.dla_core is not None
-    implicit, files = None, {}
-    if tensorrt.implicit_int8(config):  # DLA runs no Q/DQ graph: the QDQ file's scales go into a calibration cache
-        from edge_fer.export.dla import qdq_file_to_implicit
-
-        plain, cache = qdq_file_to_implicit(onnx_path, plan.tensorrt or "10.0.0")
-        build_from, cache_path = onnx_path.with_name(onnx_path.stem + ".dla.onnx"), onnx_path.with_name(onnx_path.stem + ".dla.cache")
-        files = {build_from: plain, cache_path: cache.encode()}
-        config.calibration_cache = str(cache_path)
-        implicit = {"from": str(onnx_path), "onnx": str(build_from), "calibration_cache": str(cache_path),
-                    "scales": len(cache.splitlines()) - 1, "builder_flags": config.builder_flags()}
-        check = check_tensorrt(_load_onnx_bytes(plain), support, dla=True, gpu_fallback=config.gpu_fallback)
-    else:
-        build_from = onnx_path
-        check = check_tensorrt_file(onnx_path, support, dla=dla, gpu_fallback=config.gpu_fallback)
-    trtexec = plan.trtexec or "trtexec"
-    return {"onnx": str(build_from), "precision": precision, "builder": plan.kind, "plan": plan, "tensorrt": support.label,
-            "gpu": tensorrt.gpu_info(), "rule_check": check.as_dict(), "meta": meta, "config": config,
-            "implicit_quantization": implicit, "files": files,
-            "trtexec_command": tensorrt.trtexec_build_command(build_from, Path("ENGINE"), config, trtexec),
-            "python_api": {"network_flags": "EXPLICIT_BATCH" if support.explicit_batch_flag else "0 (explicit batch always)",
-                           "strongly_typed": support.strongly_typed, "builder_flags": config.builder_flags(),
-                           "workspace": ("set_memory_pool_limit(WORKSPACE, " if support.memory_pool_api
-                                         else "max_workspace_size = (") + f"{config.workspace_mb} MiB)",
-                           "builder_optimization_level": config.builder_optimization_level if support.optimization_level else None,
-                           "profile": [config.shape(config.min_batch), config.shape(config.opt_batch), config.shape(config.max_batch)],
-                           "dla_core": config.dla_core}}
-
-
-def _load_onnx_bytes(data: bytes):
-    import onnx
-
-    return onnx.load_from_string(data)
-
-
-def _onnx_input_size(onnx_path: Path) -> int:
-
-    from edge_fer.export.tensorrt_rules import read_onnx
-
-    dims = read_onnx(onnx_path).graph.input[0].type.tensor_type.shape.dim
-    return int(dims[1].dim_value)
-
-
-def engine_from_onnx(plan: dict, out: Path, reference: Path | None = None, images: np.ndarray | None = None) -> dict:
-    """Build the engine a plan describes, write it and its metadata, and check it against a reference artifact
-    (onnx-fp32) on `images` at the exporter's floors."""
-    from edge_fer.export import tensorrt
-
-    if plan["builder"] is None:
-        raise UserError(tensorrt.NO_GPU_MESSAGE)
-    if not plan["rule_check"]["passed"]:
-        problems = plan["rule_check"]["problems"]
-        raise UserError(f"{plan['onnx']} fails the TensorRT {plan['tensorrt']} rules ({len(problems)}): {problems[0]}; "
-                        f"see `edge-fer check tensorrt {plan['onnx']}`")
-    config, onnx_path = plan["config"], Path(plan["onnx"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for path, data in plan.get("files", {}).items():  # the Q/DQ-free ONNX and calibration cache of a DLA int8 build
-        atomic_write_bytes(path, data)
-    built = build_engine_file(onnx_path, out, config, plan["plan"])
-    if built.get("precision_built") and built["precision_built"] != config.precision:
-        out.unlink()
-        raise UserError(f"asked for a {config.precision} engine but the engine TensorRT {built['tensorrt']} built from "
-                        f"{onnx_path.name} runs {built['precision_built']} layers ({built.get('layer_datatypes')}); "
-                        f"strongly typed TensorRT takes its precision from the ONNX file: give the {config.precision} one")
-    record = {**plan["meta"], "format": f"tensorrt-{config.precision}", "precision": config.precision, "runtime": "tensorrt",
-              "source_model": str(onnx_path), "source_model_sha256": file_sha256(onnx_path), "engine": built,
-              "file_sha256": file_sha256(out), "size_bytes": out.stat().st_size}
-    record.pop("tensorrt_check", None)
-    if reference is not None and images is not None:
-        from edge_fer.runtimes import runtime_for
-
-        with runtime_for(reference) as runner:
-            expected = run_batches(runner, images)
-        with runtime_for(out) as runner:
-            probabilities = run_batches(runner, images)
-        parity = agreement(record["format"], expected, probabilities).as_dict()
-        floor = DEFAULT_FLOORS[config.precision]
-        record["parity"] = {**parity, "floor": floor, "reference": str(reference), "images": int(len(images))}
-    write_metadata(out, record)
-    return record

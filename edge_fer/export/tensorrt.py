@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge_fer.errors import UserError
-from edge_fer.export.tensorrt_support import TensorRTSupport, get_support, version_from_trtexec_banner
+from edge_fer.targets.tensorrt_support import TensorRTSupport, get_support, version_from_trtexec_banner
 from edge_fer.targets import Target
 
 NO_GPU_MESSAGE = "no NVIDIA GPU with TensorRT here; engines must be built on the device that runs them"
@@ -215,7 +215,7 @@ def network_flags(trt, support: TensorRTSupport) -> int:
 def check_version_matches(builder_version: str, planned: str | None, builder: str) -> None:
     """Flags and the ONNX source were chosen for `planned`; a builder of another TensorRT family would build
     something else (11.x ignores precision flags: an fp32 engine labelled fp16). One line, and no build."""
-    from edge_fer.export.tensorrt_support import same_family
+    from edge_fer.targets.tensorrt_support import same_family
 
     if planned and not same_family(builder_version, planned):
         raise UserError(f"{builder} is TensorRT {builder_version} but the plan is for TensorRT {planned}: install "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer.export.tensorrt_support import TensorRTSupport
+from edge_fer.targets.tensorrt_support import TensorRTSupport
 
 BASE_OPS = frozenset("""
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Celu Clip Concat

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
-from edge_fer.registry import Registry
-
-MODELS: Registry[Callable] = Registry("model")
-
-
-def register_model(builder: Callable) -> Callable:
-    return MODELS.register(builder.__name__)(builder)
+from edge_fer.models.registry import MODELS, register_model
 
 
 def list_models() -> list[str]:
@@ -39,3 +31,5 @@ def model_doc(name: str) -> str:
 
 
 from edge_fer.models import patt_lite  # noqa: E402,F401  (registers the variants)
+
+__all__ = ["MODELS", "create_model", "list_models", "model_doc", "register_model"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass, field
 
 from edge_fer.data.tfdata import AugmentConfig
@@ -27,3 +29,14 @@ class QatConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     out: str = "runs/qat"
 
+
+def trained_data(model: str | Path) -> dict:
+    """The [data] table the model was trained with (from its model.json): QAT fine-tunes on the same data unless
+    told otherwise. Empty where the model has no record."""
+    import json
+
+    model = Path(model)
+    model_json = (model if model.is_dir() else model.parent) / "model.json"
+    trained_on = json.loads(model_json.read_text()).get("dataset", {}) if model_json.is_file() else {}
+    return {k: v for k, v in {"dataset": trained_on.get("name"), "root": trained_on.get("root"),
+                              "label_mode": trained_on.get("label_mode"), "options": trained_on.get("options")}.items() if v}

@@ -119,16 +119,15 @@ FLOAT_FILE, WEIGHTS_FILE = "float.keras", "qat.weights.h5"
 def save_qat_model(float_model, qat_model, folder) -> None:
     """tfmot's wrappers do not round-trip through .keras (QuantizeLayer variables go missing on load), so a
     QAT folder holds the float model it started from and the QAT weights; loading rebuilds the wrappers."""
-    import os
     from pathlib import Path
 
+    from edge_fer import atomic
     from edge_fer.train.trainer import save_model
 
     folder = Path(folder)
     save_model(float_model, folder / FLOAT_FILE)
-    temporary = folder / f".partial-{WEIGHTS_FILE}"
-    qat_model.save_weights(str(temporary))
-    os.replace(temporary, folder / WEIGHTS_FILE)
+    with atomic.replacing(folder / WEIGHTS_FILE) as temporary:
+        qat_model.save_weights(str(temporary))
 
 
 EMA_DECAY = 0.999  # tfmot's MovingAverageQuantizer (fixed in quant_ops.MovingAvgQuantize)
@@ -216,7 +215,8 @@ def run_qat(config) -> dict:
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test, write_json
+    from edge_fer import atomic
+    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test
     from edge_fer.models.loading import load_model
 
     started = time.perf_counter()
@@ -259,5 +259,5 @@ def run_qat(config) -> dict:
     record = {**meta, "format": "keras-qat" if config.fake_quant else "keras", "qat": config.fake_quant, "float_model": str(config.model), "metrics": metrics,
               "float_metrics": meta.get("metrics"), "qat_config": to_dict(config),
               "qat_seconds": round(time.perf_counter() - started, 1)}
-    write_json(out / "model.json", record)
+    atomic.write_json(out / "model.json", record)
     return record

@@ -21,10 +21,17 @@ def _lazy(module: str, cls: str) -> Callable[..., Runner]:
     return build
 
 
-RUNTIMES.register("keras")(_lazy("keras_runtime", "KerasRunner"))
-RUNTIMES.register("litert")(_lazy("litert", "LiteRTRunner"))
-RUNTIMES.register("onnxruntime")(_lazy("onnxruntime_runtime", "OnnxRuntimeRunner"))
-RUNTIMES.register("tensorrt")(_lazy("tensorrt_runtime", "TensorRTRunner"))
+# name -> (module in edge_fer/runtimes/, class, runs on the device side: no TensorFlow, Python 3.8+)
+RUNTIME_MODULES = {"keras": ("keras_runtime", "KerasRunner", False), "litert": ("litert", "LiteRTRunner", True),
+                   "onnxruntime": ("onnxruntime_runtime", "OnnxRuntimeRunner", True),
+                   "tensorrt": ("tensorrt_runtime", "TensorRTRunner", True)}
+for _name, (_module, _cls, _) in RUNTIME_MODULES.items():
+    RUNTIMES.register(_name)(_lazy(_module, _cls))
+
+
+def device_runtime_files() -> list[str]:
+    """The runtime modules a device bundle carries (paths under edge_fer/)."""
+    return [f"runtimes/{module}.py" for module, _, device in RUNTIME_MODULES.values() if device]
 
 
 def list_runtimes() -> list[str]:

@@ -84,6 +84,16 @@ def tf_config_for(workers: str, task_index: int) -> dict:
     return {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": task_index}}
 
 
+def cluster_from_flags(workers: str | None, task_index: int | None) -> bool:
+    """--workers and --task-index: this process's TF_CONFIG. True where they were given (train multi-worker)."""
+    if workers is None and task_index is None:
+        return False
+    if workers is None or task_index is None:
+        raise UserError("--workers and --task-index go together: every worker gets the same --workers list and its own index")
+    os.environ["TF_CONFIG"] = json.dumps(tf_config_for(workers, task_index))
+    return True
+
+
 def read_tf_config() -> dict:
     """TF_CONFIG from the environment, checked so a malformed one fails in one line instead of inside TensorFlow."""
     text = os.environ.get("TF_CONFIG")
@@ -333,9 +343,10 @@ def save_weights_file(placement: Placement, model, path: Path) -> None:
     local = local_copy(placement, model)
     if not placement.is_chief:
         return
-    temporary = path.with_name(f".partial-{path.name}")
-    local.save_weights(str(temporary))
-    os.replace(temporary, path)
+    from edge_fer import atomic
+
+    with atomic.replacing(path) as temporary:
+        local.save_weights(str(temporary))
 
 
 def is_peer_loss(error: BaseException) -> bool:

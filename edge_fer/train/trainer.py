@@ -10,8 +10,6 @@ Layout of an output folder:
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from edge_fer import ui
+from edge_fer import atomic, ui
 from edge_fer.config import save_toml, to_dict
 from edge_fer.data import FerDataset, load_dataset
 from edge_fer.data.base import Split
+from edge_fer.data.preprocess import PREPROCESSING
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig, check_label_drawing, check_recipe
@@ -31,14 +30,6 @@ from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, 
                                        save_weights_file, weights_digest)
 from edge_fer.train.distill import (check_distill, load_teachers, make_accuracy, make_distillation_loss, teacher_paths,
                                     teacher_report, with_teacher_targets)
-
-PREPROCESSING = {
-    "input": "RGB, float32 pixel values 0-255, shape (batch, size, size, 3)",
-    "grey": "repeated to three channels",
-    "resize": "bilinear, half-pixel centres (cv2.INTER_LINEAR), from the dataset image to size x size",
-    "normalization": "inside the model: x / 127.5 - 1 (MobileNet)",
-}
-
 
 @dataclass
 class Stage:
@@ -241,7 +232,7 @@ def remove_partial_checkpoints(out: Path) -> None:
     import shutil
 
     for path in sorted(out.rglob("*"), reverse=True):
-        if "_temp" in path.name or ".tempstate" in path.name or path.name.startswith(".partial-"):
+        if "_temp" in path.name or ".tempstate" in path.name or atomic.is_partial(path):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
@@ -347,7 +338,7 @@ def train(config: TrainConfig) -> dict:
         "versions": software_versions(),
     }
     save_model(model, out / "model.keras")
-    write_json(out / "model.json", record)
+    atomic.write_json(out / "model.json", record)
     return record
 
 
@@ -355,7 +346,7 @@ def worker_record(placement: Placement, model, out: Path) -> dict:
     """A worker that is not the chief writes no model: only its own weights' digest, to compare with the chief's."""
     record = {"task_index": placement.task_index, "workers": placement.workers, "chief": False,
               "weights_sha256": weights_digest(model.get_weights())}
-    write_json(out / f"worker-{placement.task_index}.json", record)
+    atomic.write_json(out / f"worker-{placement.task_index}.json", record)
     return record
 
 
@@ -389,14 +380,7 @@ def epoch_seconds(out: Path) -> float:
 
 
 def save_model(model, path: Path) -> None:
-    temporary = path.with_name(f".partial-{path.name}")
-    model.save(str(temporary))
-    os.replace(temporary, path)
-
-
-def write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(f".partial-{path.name}")
-    temporary.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(temporary, path)
+    with atomic.replacing(path) as temporary:
+        model.save(str(temporary))
 
 

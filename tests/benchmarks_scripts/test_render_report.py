@@ -7,7 +7,7 @@ import pytest
 from edge_fer.bench import store
 from edge_fer.report import build_report
 from tests.helpers import REPO
-from tests.test_report import stored_row
+from tests.report.test_build import stored_row
 
 spec = importlib.util.spec_from_file_location("render_report", REPO / "benchmarks" / "render_report.py")
 render_report = importlib.util.module_from_spec(spec)

@@ -8,7 +8,7 @@ import onnx
 from onnx import numpy_helper
 
 from edge_fer.export.dla import cache_text, qdq_file_to_implicit, read_cache, version_code
-from edge_fer.export.tensorrt_support import version_from_trtexec_banner
+from edge_fer.targets.tensorrt_support import version_from_trtexec_banner
 
 QDQ = Path(__file__).resolve().parents[2] / "benchmarks" / "ferplus" / "model-onnx-int8-qdq.onnx"
 FP32 = QDQ.with_name("model-onnx-fp32.onnx")

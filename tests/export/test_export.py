@@ -7,7 +7,9 @@ import pytest
 from edge_fer.cli import main
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
-from edge_fer.export.exporter import BUILDERS, EngineBuilder, ExportSettings, export
+from edge_fer.export.builders import BUILDERS
+from edge_fer.export.engines import EngineBuilder
+from edge_fer.export.exporter import ExportSettings, export
 from edge_fer.formats import export_formats, get_format, parse_formats
 from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.runtimes import runtime_for
@@ -17,7 +19,7 @@ CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]
 
 def test_every_format_has_one_builder():
     from edge_fer.export.tensorrt import engine_source
-    from edge_fer.export.tensorrt_support import SUPPORT
+    from edge_fer.targets.tensorrt_support import SUPPORT
 
     for export_format in export_formats():
         if export_format.needs_gpu:

@@ -118,7 +118,7 @@ def test_trtexec_is_found_on_path_in_jetpack_or_where_the_target_says(monkeypatc
 def _engine_inputs(results, precision):
     import tensorrt as trt
 
-    from edge_fer.export.tensorrt_support import get_support
+    from edge_fer.targets.tensorrt_support import get_support
 
     source = results[tensorrt.engine_source(precision, get_support(trt.__version__))]["path"]
     return source, EngineBuildConfig(precision, image_size=64, input_name=tensorrt_input_name(source),
@@ -131,7 +131,7 @@ def _engine_inputs(results, precision):
 def test_engines_build_run_and_agree_on_this_gpu(exported, tmp_path, precision, builder):
     """Batch 1 and a batch of 8, against onnx-fp32, at the exporter's own agreement floors."""
     from edge_fer.compare import agreement, run_batches
-    from edge_fer.export.exporter import DEFAULT_FLOORS
+    from edge_fer.formats import PARITY_FLOORS as DEFAULT_FLOORS
     from edge_fer.runtimes import runtime_for
 
     _, results = exported

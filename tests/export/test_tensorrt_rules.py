@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_fer.cli import main
 from edge_fer.export.converters import qdq_to_tensorrt_qdq
 from edge_fer.export.tensorrt_rules import check_tensorrt
-from edge_fer.export.tensorrt_support import get_support
+from edge_fer.targets.tensorrt_support import get_support
 
 
 def qdq_conv(zero_point=0, bias_dtype=np.float32, quantize_type=np.int8, weight_axis=0, activation_scale_size=1,

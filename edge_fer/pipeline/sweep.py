@@ -10,11 +10,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_fer import ui
+from edge_fer import atomic, ui
 from edge_fer.errors import UserError
+from edge_fer.pipeline.config import PipelineConfig, validate
+from edge_fer.pipeline.runner import Pipeline
+from edge_fer.status import PASSED
+from edge_fer.pipeline.stages import STAGE_TABLE, RunContext, bench_settings, exported_artifacts, peak_rows, scoring_spec, store_path
 
 MAX_POINTS = 100
-AFTER_POINTS = ("bench", "report")  # the stages that run once, over all points
+AFTER_POINTS = tuple(stage.name for stage in STAGE_TABLE if stage.once_per_sweep)  # run once, over all points
 
 
 @dataclass
@@ -67,7 +71,6 @@ def point_data(data: dict, point: SweepPoint, stages: list[str]) -> dict:
 def plan_sweep(config, data: dict) -> list:
     """Every point's PipelineConfig, built and validated before any point starts."""
     from edge_fer.config import from_dict
-    from edge_fer.pipeline_config import PipelineConfig, validate
 
     configs = []
     for point in sweep_points(config.name, config.sweep.grid, config.sweep.points):
@@ -81,8 +84,6 @@ def plan_sweep(config, data: dict) -> list:
 
 
 def run_sweep(config, data: dict, commands: list[str], start: str | None = None, only: str | None = None) -> dict:
-    from edge_fer.pipeline import Pipeline
-
     point_configs = plan_sweep(config, data)
     results = []
     if only not in AFTER_POINTS:
@@ -102,19 +103,17 @@ def run_sweep(config, data: dict, commands: list[str], start: str | None = None,
 def bench_points(sweep, point_configs: list) -> dict:
     """One bench over every point's exported artifacts (grouped by the dataset they are scored on)."""
     from edge_fer.bench.runner import bench
-    from edge_fer.pipeline import Pipeline
-    from edge_fer.pipeline_stages import bench_settings, exported_artifacts, peak_rows, scoring_spec
-    from edge_fer.report import atomic_text
 
-    section, settings = sweep.config.bench, bench_settings(sweep)
+    section, settings = sweep.config.bench, bench_settings(sweep.context)
     groups: dict[str, tuple[dict | None, list[Path]]] = {}
     for point_config in point_configs:
-        point = Pipeline(point_config)
+        point = RunContext(point_config)
         if not (point.stage_dir("export") / "export.json").is_file():
             ui.warn(f"sweep point {point_config.name} has no export yet; not benchmarked")
             continue
         spec = scoring_spec(point) if section.score else None
-        groups.setdefault(json.dumps(spec, sort_keys=True), (spec, []))[1].extend(
+        key = json.dumps(spec.as_dict() if spec else None, sort_keys=True)
+        groups.setdefault(key, (spec, []))[1].extend(
             exported_artifacts(point, section.time_failed_check))
     rows = []
     for spec, artifacts in groups.values():
@@ -123,19 +122,17 @@ def bench_points(sweep, point_configs: list) -> dict:
         rows += peak_rows(section.target, settings)
     folder = sweep.stage_dir("bench")
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_text(folder / "bench.json", json.dumps(rows, indent=2, default=str))
-    return {"store": settings.store, "rows": len(rows), "passed": sum(r["status"] == "passed" for r in rows)}
+    atomic.write_json(folder / "bench.json", rows)
+    return {"store": settings.store, "rows": len(rows), "passed": sum(r["status"] == PASSED for r in rows)}
 
 
 def point_rows(point_configs: list) -> list[list]:
     """point, what it changes, training seconds, float test accuracy, best int8 artifact and its accuracy."""
-    from edge_fer.pipeline_summary import read_json
-
     rows = []
     for point_config in point_configs:
         folder = point_config.folder
-        model = read_json(folder / "train" / "model.json", {})
-        evaluated = read_json(folder / "evaluate" / "evaluate.json", {})
+        model = atomic.read_json(folder / "train" / "model.json", {})
+        evaluated = atomic.read_json(folder / "evaluate" / "evaluate.json", {})
         scores = next((v for v in evaluated.values() if isinstance(v, dict)), {})
         int8 = {name: m["accuracy"] for name, m in scores.items() if "int8" in name and m.get("accuracy") is not None}
         best = max(int8, key=int8.get) if int8 else None
@@ -149,15 +146,13 @@ def point_rows(point_configs: list) -> list[list]:
 
 def warm_start_text(init_from: dict | None) -> str | None:
     """Where a warm-started point's weights came from and what that model's own training cost."""
-    from edge_fer.pipeline_summary import read_json
-
     if not init_from:
         return None
     source = Path(init_from["path"])
     folder = source.parent if source.suffix == ".keras" else source
     seconds = init_from.get("train_seconds")
     if seconds is None:  # a record from before the field: the start's own model.json, if it is still there
-        seconds = read_json(folder / "model.json", {}).get("train_seconds")
+        seconds = atomic.read_json(folder / "model.json", {}).get("train_seconds")
     return folder.name + (f" ({seconds:.0f} s)" if seconds is not None else "")
 
 
@@ -166,20 +161,19 @@ POINT_COLUMNS = ["point", "train s", "starts from", "float accuracy", "best int8
 
 def point_accuracy_tables(point_configs: list, split: str) -> list[str]:
     """Per point: the float model and the int8 artifacts, with macro-F1 and per-class accuracy."""
-    from edge_fer.pipeline_stages import accuracy_tables
-    from edge_fer.pipeline_summary import read_json
+    from edge_fer.report.sections import accuracy_tables
 
     results = {}
     for point_config in point_configs:
-        evaluated = read_json(point_config.folder / "evaluate" / "evaluate.json", {})
+        evaluated = atomic.read_json(point_config.folder / "evaluate" / "evaluate.json", {})
         results[point_config.name] = {mode: {name: m for name, m in models.items() if name == "keras" or "int8" in name}
                                       for mode, models in evaluated.items() if isinstance(models, dict)}
     return accuracy_tables(results, split, lambda run, name: f"{run}: {name}") if results else []
 
 
 def report_points(sweep, point_configs: list) -> dict:
-    from edge_fer.pipeline_stages import included_sections, store_path
     from edge_fer.report import build_report, markdown_table
+    from edge_fer.report.sections import included_sections, load_references
 
     section = sweep.config.report
     out = Path(section.out) if section.out else sweep.stage_dir("report")
@@ -188,35 +182,7 @@ def report_points(sweep, point_configs: list) -> dict:
                                                    or "the file's settings") for c in point_configs)
     extras = [("Sweep points", markdown_table(POINT_COLUMNS, point_rows(point_configs)) + "\n\nRun folders:\n\n" + changes),
               ("Accuracy per point (float and int8)", "\n".join(point_accuracy_tables(point_configs, sweep.config.evaluate.split)))]
-    extras += included_sections(section)
-    report = build_report(store_path(sweep), out, commands=sweep.commands + section.commands, name=section.name,
+    extras += included_sections(section.include)
+    report = build_report(store_path(sweep.context), out, commands=sweep.context.commands + section.commands, name=section.name,
                           extras=extras, references=load_references(section.references))
     return {"markdown": report["markdown"], "html": report["html"]}
-
-
-def load_references(paths: list[str]) -> list[dict]:
-    """Peer models drawn on the plot: files in benchmarks/fer_peer.py's format (rows with model, latency.p50_ms,
-    accuracy)."""
-    from edge_fer.pipeline_summary import read_json
-
-    references = []
-    for path in paths:
-        payload = read_json(Path(path), None)
-        if payload is None:
-            ui.warn(f"report.references: {path} is missing or not JSON; skipped")
-            continue
-        rows = payload.get("rows") if isinstance(payload, dict) else None
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise UserError(f"report.references: {path} is not a peer file (a JSON object with a list of rows, as "
-                            "benchmarks/fer_peer.py writes)")
-        classes = payload.get("classes") if isinstance(payload.get("classes"), list) else []
-        for row in rows:
-            if str(row.get("model", "")).startswith("PAtt-Lite"):
-                continue  # ours: on the plot already, as artifacts
-            latency, accuracy = row.get("latency"), row.get("accuracy")
-            p50 = latency.get("p50_ms") if isinstance(latency, dict) else None
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (p50, accuracy)):
-                raise UserError(f"report.references: {path}: row {row.get('model')!r} needs numbers latency.p50_ms and accuracy")
-            references.append({"label": f"peer: {row.get('model')}, {len(classes)} classes", "kind": "peer",
-                               "p50_ms": p50, "accuracy": accuracy})
-    return references

@@ -5,8 +5,8 @@ import pytest
 from edge_fer.bench import store
 from edge_fer.cli import main
 from edge_fer.errors import UserError
-from edge_fer.sweep import sweep_points, warm_start_text
-from tests.test_pipeline import write_pipeline
+from edge_fer.pipeline.sweep import sweep_points, warm_start_text
+from tests.pipeline.test_runner import write_pipeline
 
 SWEEP = """
 [sweep]
@@ -106,7 +106,7 @@ def test_a_huge_grid_is_refused_before_it_is_built(monkeypatch):
 @pytest.mark.parametrize("payload", ['[1, 2]', '{"rows": "abc"}', '{"rows": [{"model": "x", "latency": 5}]}',
                                      '{"rows": [{"model": "x", "latency": {"p50_ms": "fast"}, "accuracy": 0.7}]}'])
 def test_a_references_file_of_the_wrong_shape_is_one_line(tmp_path, payload):
-    from edge_fer.sweep import load_references
+    from edge_fer.report.sections import load_references
 
     path = tmp_path / "peer.json"
     path.write_text(payload)

@@ -240,7 +240,7 @@ def test_a_terminal_that_cannot_show_a_character_gets_a_question_mark_not_a_trac
     import sys
     from pathlib import Path
 
-    qdq = Path(__file__).resolve().parents[1] / "benchmarks" / "ferplus" / "model-onnx-int8-qdq.onnx"
+    qdq = Path(__file__).resolve().parents[2] / "benchmarks" / "ferplus" / "model-onnx-int8-qdq.onnx"
     result = subprocess.run([sys.executable, "-m", "edge_fer.cli", "check", "tensorrt", str(qdq), "--dla"],
                             env={**os.environ, "PYTHONIOENCODING": "ascii"}, capture_output=True, timeout=300)
     assert b"Traceback" not in result.stderr and b"cannot run on DLA" in result.stdout + result.stderr

@@ -201,15 +201,16 @@ def test_a_setting_added_later_keeps_older_runs_cached_at_its_default(section, k
     from dataclasses import asdict
 
     from edge_fer.config import from_dict
-    from edge_fer.pipeline import SECTIONS, Pipeline, digest, without_later_defaults
-    from edge_fer.pipeline_config import PipelineConfig
+    from edge_fer.pipeline.config import PipelineConfig
+    from edge_fer.pipeline.runner import Pipeline, digest, without_later_defaults
+    from edge_fer.pipeline.stages import get_stage
 
     stage = section  # the stage each setting belongs to has the section's name
     pipeline = Pipeline(from_dict(PipelineConfig, {"name": "older"}))
     older = asdict(pipeline.config)
     del older[section][key]  # as a config from before the setting existed
     older = without_later_defaults(older)
-    older_hash = digest({name: older[name] for name in SECTIONS[stage]} | {"stage": stage})
+    older_hash = digest({name: older[name] for name in get_stage(stage).sections} | {"stage": stage})
     assert pipeline.settings_hash(stage) == older_hash
     setattr(getattr(pipeline.config, section), key, changed)
     assert pipeline.settings_hash(stage) != older_hash

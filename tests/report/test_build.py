@@ -1,4 +1,4 @@
-from edge_fer.report import latest_per_artifact
+from edge_fer.bench.store import latest_per_artifact
 
 
 def row(sha, accuracy=None, p50=1.0, path="runs/x/model-tflite-fp32.tflite"):

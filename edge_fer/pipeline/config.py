@@ -8,11 +8,11 @@ from pathlib import Path
 
 from edge_fer.data.tfdata import AugmentConfig
 from edge_fer.errors import UserError
+from edge_fer.pipeline.stages import STAGES
 from edge_fer.registry import closest
 from edge_fer.train.config import DataSection, ModelSection, TrainSection
 
-STAGES = ("data", "train", "qat", "export", "evaluate", "bench", "report")
-DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "quickstart.toml"
+DEFAULT_PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "quickstart.toml"
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from edge_fer.errors import UserError
 from edge_fer.export.tensorrt import (EngineBuildConfig, configure_builder, engine_source, network_flags,
                                       trtexec_bench_command, trtexec_build_command)
-from edge_fer.export.tensorrt_support import FAMILIES, SUPPORT, family_of, get_support, version_from_trtexec_banner
+from edge_fer.targets.tensorrt_support import FAMILIES, SUPPORT, family_of, get_support, version_from_trtexec_banner
 from edge_fer.targets import list_targets, load_target
 
 REPO = Path(__file__).resolve().parents[2]

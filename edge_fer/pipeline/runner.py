@@ -15,17 +15,13 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
-from edge_fer import quiet, ui
-from edge_fer.errors import UserError
+from edge_fer import atomic, quiet, ui
 from edge_fer.artifacts import file_sha256
-from edge_fer.pipeline_config import STAGES, PipelineConfig
-
-UPSTREAM = {"data": [], "train": ["data"], "qat": ["train"], "export": ["train", "qat"], "evaluate": ["train", "export"],
-            "bench": ["export"], "report": ["bench"]}
-SECTIONS = {"data": ["data"], "train": ["data", "model", "train"], "qat": ["qat"], "export": ["export"],
-            "evaluate": ["evaluate"], "bench": ["bench"], "report": ["report"]}
+from edge_fer.errors import UserError
+from edge_fer.pipeline.config import PipelineConfig
+from edge_fer.pipeline.stages import STAGES, RunContext, get_stage
+from edge_fer.status import RAN, RAN_WITH_FAILURES, SKIPPED_UP_TO_DATE, SKIPPED_WITH_FAILURES
 
 
 # Settings added after runs already existed. At their default they leave a stage's hash as it was, so a run made
@@ -100,9 +96,7 @@ def read_manifest(stage_dir: Path) -> dict | None:
 
 
 def write_manifest(stage_dir: Path, manifest: dict) -> None:
-    temporary = stage_dir / ".partial-manifest.json"
-    temporary.write_text(json.dumps(manifest, indent=2, default=str))
-    os.replace(temporary, stage_dir / "manifest.json")
+    atomic.write_json(stage_dir / "manifest.json", manifest)
 
 
 def output_hashes(stage_dir: Path) -> dict[str, str]:
@@ -110,7 +104,7 @@ def output_hashes(stage_dir: Path) -> dict[str, str]:
     hashes = {}
     for path in sorted(stage_dir.rglob("*")):
         relative = path.relative_to(stage_dir).as_posix()
-        if path.is_file() and relative not in ("manifest.json", ".settings") and not path.name.startswith(".partial-") \
+        if path.is_file() and relative not in ("manifest.json", ".settings") and not atomic.is_partial(path) \
                 and not relative.startswith("stages/"):
             hashes[relative] = file_sha256(path)
     return hashes
@@ -122,23 +116,20 @@ def outputs_intact(stage_dir: Path, manifest: dict) -> bool:
 
 class Pipeline:
     def __init__(self, config: PipelineConfig, commands: list[str] | None = None):
-        from edge_fer.pipeline_stages import STAGE_FUNCTIONS
-
         self.config = config
         self.folder = config.folder
-        self.commands = commands or []
-        self.functions: dict[str, Callable] = STAGE_FUNCTIONS
+        self.context = RunContext(config, commands or [])
 
     def stage_dir(self, stage: str) -> Path:
-        return self.folder / stage
+        return self.context.stage_dir(stage)
 
     def settings_hash(self, stage: str) -> str:
         config = without_later_defaults(asdict(self.config))
-        return digest({section: config[section] for section in SECTIONS[stage]} | {"stage": stage})
+        return digest({section: config[section] for section in get_stage(stage).sections} | {"stage": stage})
 
     def inputs_hash(self, stage: str) -> dict:
         inputs = {}
-        for upstream in UPSTREAM[stage]:
+        for upstream in get_stage(stage).upstream:
             if upstream not in self.config.stages:
                 continue
             manifest = read_manifest(self.stage_dir(upstream))
@@ -148,12 +139,11 @@ class Pipeline:
         return inputs
 
     def up_to_date(self, stage: str) -> bool:
-        from edge_fer.pipeline_stages import OUTSIDE_OUTPUTS
-
         manifest = read_manifest(self.stage_dir(stage))
+        intact = get_stage(stage).intact
         return (manifest is not None and manifest["settings_hash"] == self.settings_hash(stage)
                 and manifest["inputs"] == self.inputs_hash(stage) and outputs_intact(self.stage_dir(stage), manifest)
-                and OUTSIDE_OUTPUTS.get(stage, lambda pipeline: True)(self))
+                and (intact is None or intact(self.context)))
 
     @staticmethod
     def prepare(stage_dir: Path, key: str) -> None:
@@ -202,7 +192,7 @@ class Pipeline:
             if stage not in forced and self.up_to_date(stage):
                 manifest = read_manifest(self.stage_dir(stage)) or {}
                 # a stage that finished with failed artifacts is reported again on every run, not hidden by the skip
-                status = "skipped with failures" if manifest.get("failed") else "skipped"
+                status = SKIPPED_WITH_FAILURES if manifest.get("failed") else SKIPPED_UP_TO_DATE
                 ui.log(f"[{stage}] up to date, {status}")
                 summary.append({"stage": stage, "status": status, **manifest.get("summary", {})})
                 continue
@@ -211,14 +201,50 @@ class Pipeline:
             self.prepare(stage_dir, digest([self.settings_hash(stage), inputs]))
             ui.log(f"[{stage}] running")
             started = time.perf_counter()
-            result = self.functions[stage](self, stage_dir)
+            result = get_stage(stage).run(self.context, stage_dir)
             manifest = {"stage": stage, "settings_hash": self.settings_hash(stage), "inputs": inputs,
                         "outputs": output_hashes(stage_dir), "summary": result.get("summary", {}),
                         "metrics": result.get("metrics"), "versions": software_versions(),
-                        "failed": result.get("status") == "ran with failures",
+                        "failed": result.get("status") == RAN_WITH_FAILURES,
                         "seconds": round(time.perf_counter() - started, 1)}
             write_manifest(stage_dir, manifest)
             ui.log(f"[{stage}] done in {manifest['seconds']} s")
-            summary.append({"stage": stage, "status": result.get("status", "ran"), **manifest["summary"],
+            summary.append({"stage": stage, "status": result.get("status", RAN), **manifest["summary"],
                             "seconds": manifest["seconds"]})
         return summary
+
+
+def chief_train_is_current(config: PipelineConfig) -> bool:
+    """The chief's train stage is done for these settings (so it will not train, and a worker has no one to join)."""
+    pipeline = Pipeline(config)
+    if "train" not in config.stages:
+        raise UserError("--workers: this pipeline has no train stage for the workers to share")
+    manifest = read_manifest(pipeline.stage_dir("train"))
+    return bool(manifest) and manifest.get("settings_hash") == pipeline.settings_hash("train")
+
+
+def joins_as_chief(config: PipelineConfig, one_stage: bool) -> bool:
+    """Multi-worker training: the chief joins the cluster before any other TensorFlow work, then runs the
+    pipeline; another worker trains beside the chief into its (shared) train folder, then stops here (False).
+    one_stage: --from or --only was given (they run on one machine)."""
+    from edge_fer.pipeline.stages import train_config_of
+    from edge_fer.train.distribute import create_placement, distribute_mode, is_chief_task, read_tf_config
+    from edge_fer.train.trainer import train
+
+    if distribute_mode(config.train.distribute) != "multi_worker":
+        return True
+    if one_stage:
+        raise UserError("--from and --only run on one machine: drop --workers (the train stage is what workers share)")
+    tf_config = read_tf_config()
+    task = tf_config["task"]
+    if is_chief_task(tf_config):
+        create_placement("multi_worker", config.train.peer_timeout_s)
+        return True
+    if chief_train_is_current(config):
+        ui.out.print(f"worker {task['index']}: the chief's train stage is up to date; nothing to train")
+        return False
+    placement = create_placement("multi_worker", config.train.peer_timeout_s)
+    train(train_config_of(config, Pipeline(config).stage_dir("train")))
+    ui.out.print(f"worker {placement.task_index} of {placement.workers} finished training; the chief "
+                 "wrote the model and runs the other stages")
+    return False

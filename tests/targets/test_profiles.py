@@ -4,15 +4,21 @@ from edge_fer.formats import export_formats
 from edge_fer.targets import list_targets, load_target
 
 
-def test_every_target_names_only_known_formats():
+def test_every_target_names_only_known_formats_and_runtimes():
+    from edge_fer.runtimes import list_runtimes
+
     known = {f.name for f in export_formats()}
     for name in list_targets():
-        assert set(load_target(name).formats) <= known, name
+        target = load_target(name)
+        assert set(target.formats) <= known and set(target.runtimes) <= set(list_runtimes()), name
 
 
 def test_the_host_cpu_target_runs_every_format_that_needs_no_gpu():
-    # a CPU format missing here is exported and evaluated but every bench row of it fails
-    assert set(load_target("host-cpu").formats) == {f.name for f in export_formats() if not f.needs_gpu}
+    # a CPU format it did not run would be exported and evaluated but every bench row of it would fail
+    from edge_fer.targets import runs_format
+
+    host = load_target("host-cpu")
+    assert {f.name for f in export_formats() if runs_format(host, f)} == {f.name for f in export_formats() if f.needs_gpu}
 
 
 def test_a_new_target_starts_from_one_like_it_and_loads(tmp_path, capsys, monkeypatch):

@@ -11,7 +11,7 @@ from edge_fer.config import from_dict, load_toml
 from edge_fer.errors import UserError
 from edge_fer.registry import closest
 
-TARGETS_DIR = Path(__file__).resolve().parent.parent / "targets"
+TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
 # ssh arguments come from a file: nothing in them may read as an ssh option or hold a space
 SSH_DESTINATION = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -23,7 +23,7 @@ class DeviceSection:
     gpu: str | None = None
     compute_capability: str | None = None
     jetpack: str | None = None
-    tensorrt: str | None = None  # the TensorRT version it runs (a row of export/tensorrt_support.py)
+    tensorrt: str | None = None  # the TensorRT version it runs (a row of targets/tensorrt_support.py)
     power_mode: str | None = None
     dla_cores: int = 0
     # Published peaks, one convention for every target: dense (no sparsity), FP16 tensor rate with FP32
@@ -64,9 +64,19 @@ class Target:
     remote_dir: str = "default"  # a folder name: the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device
     python: str = "python3"
     threads: int | None = None
-    formats: list = field(default_factory=list)  # export formats this target benchmarks
+    runtimes: list = field(default_factory=list)  # the runtimes it has: it runs every format of theirs
+    formats: list = field(default_factory=list)  # or a chosen list of formats (both empty: every format)
     device: DeviceSection = field(default_factory=DeviceSection)
     tensorrt: TensorRTSection = field(default_factory=TensorRTSection)
+
+
+def runs_format(target: Target, export_format) -> str | None:
+    """None where the target runs the format, else why not (one line)."""
+    if target.formats and export_format.name not in target.formats:
+        return f"target {target.name} does not run {export_format.name} (its formats: {', '.join(target.formats)})"
+    if target.runtimes and export_format.runtime not in target.runtimes:
+        return f"target {target.name} has no {export_format.runtime} (its runtimes: {', '.join(target.runtimes)})"
+    return None
 
 
 def check_remote_settings(target: Target, path: Path) -> None:
@@ -105,7 +115,7 @@ def load_target(name_or_path: str, folder: Path = TARGETS_DIR) -> Target:
         raise UserError(f"{path}: access = 'ssh' needs ssh = 'user@host'")
     check_remote_settings(target, path)
     if target.device.tensorrt:
-        from edge_fer.export.tensorrt_support import get_support
+        from edge_fer.targets.tensorrt_support import get_support
 
         try:
             get_support(target.device.tensorrt)
