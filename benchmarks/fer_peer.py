@@ -18,20 +18,19 @@ import importlib.util
 import json
 import os
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from contextlib import ExitStack
-
+from edge_fer import atomic
 from edge_fer.bench.timing import TimingSettings, interleaved_single_stream
 from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import to_model_input
 from edge_fer.evaluate import classification_metrics
-from edge_fer import atomic
 from edge_fer.runtimes import InputSpec, Runner, runtime_for
 
 FER_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")

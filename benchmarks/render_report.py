@@ -3,8 +3,9 @@ reader would see, and save a full-page screenshot.
 
     python benchmarks/render_report.py benchmarks/RESULTS.html --png benchmarks/RESULTS.png
 
-Prints JSON: the page's width against the window's (horizontal overflow), tables rendered, Markdown tables
-left inside <pre>, images that failed to load. Exit 1 when a check fails.
+Prints JSON: the page's width against the window's (horizontal overflow), tables rendered, tables that scroll
+sideways inside themselves (their first header shown), Markdown tables left inside <pre>, images that failed to
+load. Exit 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ PAGE_FACTS = """() => ({
   page_width: document.documentElement.scrollWidth,
   window_width: window.innerWidth,
   tables: document.querySelectorAll('table').length,
+  scrolling_tables: [...document.querySelectorAll('table')].filter(t => t.scrollWidth > t.clientWidth + 1)
+    .map(t => (t.querySelector('th') || t).textContent.trim().slice(0, 40)),
   tables_in_pre: [...document.querySelectorAll('pre')].filter(p => /\\|\\s*-{3,}/.test(p.textContent) || p.querySelector('table')).length,
   broken_images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src')),
   images: document.images.length,
@@ -50,7 +53,8 @@ def render(html_path: Path, png: Path | None = None, width: int = 1280) -> dict:
         finally:
             browser.close()
     facts["horizontal_overflow"] = facts["page_width"] > facts["window_width"]
-    facts["ok"] = not facts["horizontal_overflow"] and not facts["tables_in_pre"] and not facts["broken_images"]
+    facts["ok"] = not (facts["horizontal_overflow"] or facts["scrolling_tables"] or facts["tables_in_pre"]
+                       or facts["broken_images"])
     return facts
 
 

@@ -15,7 +15,6 @@ from edge_fer import atomic, tomllib_compat
 from edge_fer.errors import UserError
 from edge_fer.registry import closest
 
-
 # Ranges by setting name, wherever the setting sits (TOML, --set, command-line flags): a value outside is a
 # one-line error before any work, not an hour of training or a memory blow-up later.
 LIMITS = {
@@ -23,7 +22,7 @@ LIMITS = {
     "image_size": (32, 1024), "num_classes": (2, 1000), "dropout": (0.0, 0.99), "seed": (0, 2**32 - 1),
     "calibration_steps": (0, 1_000_000), "calibration_images": (1, 100_000), "parity_images": (1, 1_000_000),
     "min_queries": (1, 10_000_000), "warmup_queries": (0, 1_000_000), "min_duration_s": (0.0, 86_400.0),
-    "max_duration_s": (0.0, 86_400.0), "offline_batch": (1, 4096), "threads": (1, 1024), "workspace_mb": (1, 1 << 20),
+    "max_duration_s": (0.0, 86_400.0), "offline_min_duration_s": (0.0, 86_400.0), "offline_batch": (1, 4096), "threads": (1, 1024), "workspace_mb": (1, 1 << 20),
     "rounds": (1, 1000), "min_batch": (1, 4096), "opt_batch": (1, 4096), "max_batch": (1, 4096), "opset": (13, 24),
 }
 

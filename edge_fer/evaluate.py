@@ -26,6 +26,17 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
     }
 
 
+def wilson_interval(accuracy: float | None, count: int | None) -> tuple[float, float] | None:
+    """The 95% Wilson score interval of an accuracy measured on `count` images (None where either is missing):
+    unlike the normal approximation it stays inside [0, 1] and holds near 0 and 1 and for small counts."""
+    from scipy.stats import binomtest
+
+    if accuracy is None or not count:
+        return None
+    interval = binomtest(round(accuracy * count), count).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
 def predict_keras(model, images: np.ndarray, image_size: int, batch_size: int = 64) -> np.ndarray:
     """Probabilities from a Keras model for uint8 dataset images, through the shared preprocessing."""
     from edge_fer.data.preprocess import to_model_input

@@ -23,6 +23,7 @@ class ExportFormat:
     batchable: bool = True  # accepts batches larger than one
     grey: bool = False  # one-channel input: made only from a grey dataset
     peak: str | None = None  # the `bench --peak` format whose MAC rate it is compared with (None: no host peak)
+    shown_precision: str | None = None  # what tables call its precision, where "int8" alone would overstate it
 
     @property
     def file_name(self) -> str:
@@ -42,7 +43,7 @@ FORMATS: tuple[ExportFormat, ...] = (
                  peak="tflite-int8"),
     # The stem (first convolution) folded to one input channel and kept float: see converters.keras_to_tflite_float_stem
     ExportFormat("tflite-int8-grey", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8, grey=True,
-                 peak="tflite-int8"),
+                 peak="tflite-int8", shown_precision="int8, fp32 stem"),
     ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",),

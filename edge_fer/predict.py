@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_fer.errors import UserError
 from edge_fer.artifacts import check_file_hash, check_probabilities, read_metadata
+from edge_fer.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

@@ -10,6 +10,7 @@ from tests.loopback_ssh import SSHD, start_sshd
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
 def pytest_addoption(parser):
     parser.addoption("--hostile-counts", action="store_true",
                      help="after collection, print how many hostile-input cases there are of each kind")
@@ -111,7 +112,6 @@ def exported(tmp_path_factory):
     from edge_fer.quantize.qat import run_qat
     from edge_fer.train.config import TrainConfig
     from edge_fer.train.trainer import train
-
 
     root = tmp_path_factory.mktemp("exported")
     train(from_dict(TrainConfig, {

@@ -1,7 +1,7 @@
+import pytest
+
 from edge_fer.errors import UserError
 from edge_fer.registry import Registry, closest
-
-import pytest
 
 
 def test_registered_entries_are_found_and_listed():

@@ -40,14 +40,15 @@ def score(runner, images: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def run(args) -> dict:
+    from edge_fer.artifacts import format_of_artifact
     from edge_fer.bench.board import PowerMonitor, find_program
     from edge_fer.bench.host import OtherLoad, host_facts
     from edge_fer.bench.timing import TimingSettings, offline, single_stream
-    from edge_fer.artifacts import format_of_artifact
     from edge_fer.runtimes import runtime_for
 
     settings = TimingSettings(warmup_queries=args.warmup, min_queries=args.min_queries, min_duration_s=args.min_duration,
-                              max_duration_s=args.max_duration, offline_batch=args.offline_batch)
+                              max_duration_s=args.max_duration, offline_batch=args.offline_batch,
+                              offline_min_duration_s=args.offline_duration)
     export_format = format_of_artifact(args.artifact)
     images = np.load(args.images, allow_pickle=False) if args.images else None
     started = time.perf_counter()
@@ -89,6 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--min-duration", type=float, default=5.0)
     parser.add_argument("--max-duration", type=float, default=120.0)
     parser.add_argument("--offline-batch", type=int, default=32)
+    parser.add_argument("--offline-duration", type=float, default=3.0, help="seconds of Offline batches at least")
     parser.add_argument("--keep-latencies", action="store_true", help="print every query's latency (for pooling rounds)")
     parser.add_argument("--latency-only", action="store_true", help="SingleStream only: no Offline, no scoring")
     args = parser.parse_args(argv)

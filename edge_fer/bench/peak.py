@@ -18,6 +18,7 @@ PEAK_VARIANT = "peak-conv1x1"
 PEAK_FORMATS = tuple(dict.fromkeys(f.peak for f in FORMATS if f.peak))  # the formats artifacts are compared with
 SIZE, CHANNELS, LAYERS = 28, 512, 8  # 8 × 28·28·512·512 ≈ 1.64 GMAC per image: compute-bound on any CPU
 
+
 def peak_model():
     import tf_keras as keras
 

@@ -47,8 +47,6 @@ done
 """
 
 
-
-
 def bundle_key(path: Path) -> str:
     """Where a file goes in a bundle: artifacts/<key>/<name>, the key from its contents (sweep points share names)."""
     from edge_fer.artifacts import file_sha256

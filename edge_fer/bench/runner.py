@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from edge_fer import ui
+from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.bench import board_engines, remote, store
 from edge_fer.bench.timing import TimingSettings
 from edge_fer.data.spec import DatasetSpec
 from edge_fer.errors import UserError
-from edge_fer.status import FAILED, PASSED
-from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.formats import get_format
+from edge_fer.status import FAILED, PASSED
 from edge_fer.targets import Target, load_target, runs_format
 
 
@@ -36,7 +36,7 @@ class BenchSettings(TimingSettings):
         timing = self.per_round() if self.rounds > 1 else self
         args = ["--warmup", str(timing.warmup_queries), "--min-queries", str(timing.min_queries),
                 "--min-duration", str(timing.min_duration_s), "--max-duration", str(timing.max_duration_s),
-                "--offline-batch", str(self.offline_batch)]
+                "--offline-batch", str(self.offline_batch), "--offline-duration", str(self.offline_min_duration_s)]
         args += ["--keep-latencies"] if self.rounds > 1 else []
         args += ["--latency-only"] if round_index > 0 else []
         return args + (["--threads", str(threads)] if threads else [])

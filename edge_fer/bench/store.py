@@ -126,6 +126,7 @@ def fetch(path: str | Path = DEFAULT_STORE) -> list[dict]:
 
 SCORE_FIELDS = ("accuracy", "macro_f1", "dataset", "synthetic")
 
+
 def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
     """target -> the newest row for each (artifact path, format): a file exported again to the same path replaces
     the older one. Accuracy belongs to the file's contents, not the run: a newer latency-only row keeps the scores
@@ -147,6 +148,7 @@ def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
     for (target, _, _), row in sorted(latest.items(), key=lambda item: (item[0][0], item[1]["format"] or "")):
         by_target.setdefault(target, []).append(row)
     return by_target
+
 
 def content_key(row: dict) -> tuple:
     return row["target"], row.get("artifact_sha256") or row["artifact"], row["format"]

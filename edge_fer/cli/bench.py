@@ -23,6 +23,7 @@ def register(commands) -> None:
     bench.add_argument("--min-duration", type=float, default=5.0, help="seconds of SingleStream at least")
     bench.add_argument("--warmup", type=int, default=20, help="untimed queries first (default 20)")
     bench.add_argument("--offline-batch", type=int, default=32, help="batch of the Offline (throughput) run")
+    bench.add_argument("--offline-duration", type=float, default=3.0, help="seconds of the Offline run at least")
     bench.add_argument("--rounds", type=int, default=1, help="split SingleStream into this many rounds, interleaved "
                        "across the artifacts, so a host whose speed drifts treats them alike")
     bench.add_argument("--threads", type=int, help="runtime threads (default: the target's)")
@@ -61,6 +62,7 @@ def cmd_bench(args) -> int:
 
     settings = from_dict(BenchSettings, {"min_queries": args.min_queries, "min_duration_s": args.min_duration,
                                          "warmup_queries": args.warmup, "offline_batch": args.offline_batch,
+                                         "offline_min_duration_s": args.offline_duration,
                                          "rounds": args.rounds, "threads": args.threads, "store": args.store}, "--")
     if not args.artifacts and not args.peak:
         raise UserError("give the artifacts to benchmark, or --peak for the host's MAC rate")
@@ -78,12 +80,11 @@ def cmd_bench(args) -> int:
         ui.print_json(rows)
     else:
         from edge_fer.bench.peak import peak_rates
-        from edge_fer.report import COLUMNS, table_rows, visible
+        from edge_fer.report import table_rows
 
         for target in dict.fromkeys(row["target"] for row in rows):
             mine = [row for row in rows if row["target"] == target]
-            ui.out.print(ui.table(f"benchmark on {target} (batch 1 latency; images/s batched)",
-                                  *visible(COLUMNS, table_rows(mine, target, peak_rates(rows)))))
+            print_tables(f"on {target}", table_rows(mine, target, peak_rates(rows)))
         for (target, name), rate in peak_rates(rows).items():
             ui.out.print(f"peak {name} on {target}: {rate / 1e9:.1f} GMAC/s")
         ui.out.print(f"{len(rows)} rows added to {args.store}")
@@ -93,8 +94,8 @@ def cmd_bench(args) -> int:
 def cmd_bundle(args) -> int:
     from pathlib import Path
 
-    from edge_fer.bench.remote import build_bundle
     from edge_fer import atomic
+    from edge_fer.bench.remote import build_bundle
     from edge_fer.targets import load_target
 
     target = load_target(args.target)
@@ -141,7 +142,7 @@ PICK_FIELDS = ("artifact", "format", "accuracy", "macro_f1", "p50_ms", "p90_ms",
 
 def cmd_report(args) -> int:
     from edge_fer.bench import store
-    from edge_fer.report import COLUMNS, build_report, dataset_note, visible
+    from edge_fer.report import build_report, dataset_note
 
     args.store = str(store.newest(args.store))
     store.require(args.store)
@@ -150,6 +151,15 @@ def cmd_report(args) -> int:
         ui.print_json(report)
         return 0
     for section in report["sections"]:
-        ui.out.print(ui.table(f"{section['target']}", *visible(COLUMNS, section["rows"]), caption=dataset_note(section)))
+        print_tables(f"on {section['target']}", section["rows"], dataset_note(section))
     ui.out.print(f"report: {args.out}/report.md and {args.out}/report.html ({len(report['history'])} runs in {args.store})")
     return 0
+
+
+def print_tables(where: str, rows: list[list], caption: str | None = None) -> None:
+    """The accuracy table and the speed table (batch 1 latency; images/s batched) of benchmark rows."""
+    from edge_fer.report.tables import split_tables
+
+    accuracy, speed = split_tables(rows)
+    ui.out.print(ui.table(f"accuracy {where}", *accuracy, caption=caption))
+    ui.out.print(ui.table(f"speed {where} (batch 1 latency; images/s batched)", *speed))

@@ -29,7 +29,8 @@ def register(commands) -> None:
 
     engine = commands.add_parser("engine", help="build a TensorRT engine from an exported ONNX file (or show how: --dry-run)")
     engine.add_argument("source", help="an ONNX file, or an export folder (the ONNX the precision needs is picked)")
-    engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], required=True)
+    engine.add_argument("--precision", choices=["fp32", "fp16", "int8"], required=True,
+                        help="the engine's precision (int8 builds from the QDQ file)")
     engine.add_argument("--out", default="model.engine", help="the engine file (default model.engine)")
     engine.add_argument("--target", help="build with this target's TensorRT settings")
     engine.add_argument("--builder", choices=["python-api", "trtexec"], help="default: the target's, else what is here")

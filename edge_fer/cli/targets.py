@@ -34,7 +34,6 @@ def cmd_targets_list(args) -> int:
     return 0
 
 
-
 def cmd_targets_new(args) -> int:
     from pathlib import Path
 

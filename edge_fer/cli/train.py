@@ -20,9 +20,10 @@ def register(commands) -> None:
     train.add_argument("--variant", help="model variant (edge-fer model list)")
     train.add_argument("--image-size", type=int, help="input size in pixels")
     train.add_argument("--weights", help="imagenet, none, or a MobileNet weights file")
-    train.add_argument("--schedule", choices=["two_stage", "from_scratch"])
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--seed", type=int)
+    train.add_argument("--schedule", choices=["two_stage", "from_scratch"],
+                       help="two_stage: the paper's head then fine-tune (ImageNet weights); from_scratch: one cosine run")
+    train.add_argument("--batch-size", type=int, help="images per step (default 32)")
+    train.add_argument("--seed", type=int, help="the seed of weights, shuffling and augmentation (default 0)")
     train.add_argument("--steps-per-epoch", type=int, help="cap the steps of each epoch (a short run)")
     train.add_argument("--out", help="output folder (default runs/train)")
     train.add_argument("--distribute", action="store_true", help="MirroredStrategy over every visible GPU")

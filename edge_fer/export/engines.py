@@ -104,8 +104,8 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     builder, the rule check, the trtexec command line and the Python API settings."""
     from edge_fer.export import tensorrt
     from edge_fer.export.tensorrt_rules import check_tensorrt, check_tensorrt_file
-    from edge_fer.targets.tensorrt_support import get_support
     from edge_fer.targets import load_target
+    from edge_fer.targets.tensorrt_support import get_support
 
     target = load_target(target_name) if target_name else None
     plan = choose_engine_builder(target)

@@ -15,17 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer import ui
+from edge_fer import atomic, ui
+from edge_fer.artifacts import embed_onnx_metadata, file_sha256, write_metadata
 from edge_fer.compare import agreement, run_batches
 from edge_fer.data.spec import DatasetSpec
 from edge_fer.errors import UserError
-from edge_fer.status import FAILED, FAILED_CHECK, PASSED, SKIPPED
 from edge_fer.export import converters
 from edge_fer.export.builders import BUILDERS
 from edge_fer.export.engines import EngineBuilder, build_engine, choose_engine_builder
 from edge_fer.formats import PARITY_FLOORS, ExportFormat, parse_formats
-from edge_fer import atomic
-from edge_fer.artifacts import embed_onnx_metadata, file_sha256, write_metadata
+from edge_fer.status import FAILED, FAILED_CHECK, PASSED, SKIPPED
 
 COLOUR_DATASET_MESSAGE = "the dataset has colour images; grey formats are made only from grey datasets"
 

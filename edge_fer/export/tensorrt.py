@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edge_fer.errors import UserError
-from edge_fer.targets.tensorrt_support import TensorRTSupport, get_support, version_from_trtexec_banner
 from edge_fer.targets import Target
+from edge_fer.targets.tensorrt_support import TensorRTSupport, get_support, version_from_trtexec_banner
 
 NO_GPU_MESSAGE = "no NVIDIA GPU with TensorRT here; engines must be built on the device that runs them"
 
@@ -146,7 +146,6 @@ def find_trtexec(configured: str | None = None) -> str | None:
     if configured:
         return configured if Path(configured).is_file() else None
     return shutil.which("trtexec") or (JETPACK_TRTEXEC if Path(JETPACK_TRTEXEC).is_file() else None)
-
 
 
 def trtexec_version(trtexec: str) -> str | None:

@@ -20,7 +20,6 @@ Each rule is one TensorRT fact, taken from its sources:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 import tf_keras as keras
 
 from edge_fer import ui

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import tf_keras as keras
 import tensorflow as tf
+import tf_keras as keras
 
 
 @keras.saving.register_keras_serializable(package="edge_fer")

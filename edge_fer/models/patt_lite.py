@@ -7,9 +7,9 @@ import math
 import tf_keras as keras
 
 from edge_fer.errors import UserError
-from edge_fer.models.registry import register_model
 from edge_fer.models.backbone import TRUNCATE_AT, build_mobilenet
 from edge_fer.models.layers import FlatTokens, TokenGroups, TokenSelfAttention
+from edge_fer.models.registry import register_model
 
 PATCH_FILTERS = 256
 ATTENTION_UNITS = 32

@@ -50,6 +50,7 @@ class BenchSection:
     min_duration_s: float = 5.0
     warmup_queries: int = 20
     offline_batch: int = 32
+    offline_min_duration_s: float = 3.0  # seconds of Offline (batched) timing per artifact at least
     rounds: int = 1  # >1: the SingleStream time split into interleaved rounds across artifacts (a drifting host)
     threads: int | None = None
     store: str | None = None  # default: runs/<name>/results.sqlite

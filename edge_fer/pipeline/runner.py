@@ -23,12 +23,11 @@ from edge_fer.pipeline.config import PipelineConfig
 from edge_fer.pipeline.stages import STAGES, RunContext, get_stage
 from edge_fer.status import RAN, RAN_WITH_FAILURES, SKIPPED_UP_TO_DATE, SKIPPED_WITH_FAILURES
 
-
 # Settings added after runs already existed. At their default they leave a stage's hash as it was, so a run made
 # before them stays cached instead of retraining for a setting it could not have had.
 LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [], "temperature": 4.0, "weight": 0.7},
                   ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): [],
-                  ("bench", "rounds"): 1, ("train", "draw_labels"): False,
+                  ("bench", "rounds"): 1, ("bench", "offline_min_duration_s"): 3.0, ("train", "draw_labels"): False,
                   ("train", "label_smoothing"): 0.0, ("train", "mixup"): 0.0, ("train", "erasing"): 0.0}
 
 

@@ -181,6 +181,7 @@ def bench_settings(run: RunContext):
     section = run.config.bench
     return BenchSettings(warmup_queries=section.warmup_queries, min_queries=section.min_queries,
                          min_duration_s=section.min_duration_s, offline_batch=section.offline_batch,
+                         offline_min_duration_s=section.offline_min_duration_s,
                          rounds=section.rounds, threads=section.threads, store=str(store_path(run)))
 
 

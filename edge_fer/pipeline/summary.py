@@ -34,7 +34,7 @@ def artifact_rows(run_folder: Path, summary: list[dict] | None = None) -> list[l
         busy = ((bench_row.get("metrics") or {}).get("host") or {}).get("busy")
         size = result.get("size_bytes")
         p50 = milliseconds(bench_row.get("p50_ms"))
-        rows.append([name, result["status"], None if accuracy is None else round(accuracy, 4),
+        rows.append([name, result["status"], None if accuracy is None else f"{accuracy:.4f}",
                      f"{p50}*" if p50 and busy else p50, round(size / 1e6, 2) if size else None])
     return rows
 

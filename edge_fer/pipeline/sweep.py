@@ -14,8 +14,16 @@ from edge_fer import atomic, ui
 from edge_fer.errors import UserError
 from edge_fer.pipeline.config import PipelineConfig, validate
 from edge_fer.pipeline.runner import Pipeline
+from edge_fer.pipeline.stages import (
+    STAGE_TABLE,
+    RunContext,
+    bench_settings,
+    exported_artifacts,
+    peak_rows,
+    scoring_spec,
+    store_path,
+)
 from edge_fer.status import PASSED
-from edge_fer.pipeline.stages import STAGE_TABLE, RunContext, bench_settings, exported_artifacts, peak_rows, scoring_spec, store_path
 
 MAX_POINTS = 100
 AFTER_POINTS = tuple(stage.name for stage in STAGE_TABLE if stage.once_per_sweep)  # run once, over all points

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from edge_fer.data.tfdata import AugmentConfig
 from edge_fer.train.config import DataSection

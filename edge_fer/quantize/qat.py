@@ -15,7 +15,6 @@ default keeps tfmot's asymmetric ranges: on FERPlus they were better for LiteRT 
 
 from __future__ import annotations
 
-
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
@@ -200,8 +199,6 @@ def load_qat_model(folder):
     return model, meta
 
 
-
-
 def run_qat(config) -> dict:
     """Fine-tune a trained float model with fake quantization; saves model.keras and model.json in config.out."""
     import time
@@ -209,15 +206,14 @@ def run_qat(config) -> dict:
 
     import numpy as np
 
-    from edge_fer import ui
+    from edge_fer import atomic, ui
     from edge_fer.config import save_toml, to_dict
     from edge_fer.data import load_dataset
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
-    from edge_fer.train.callbacks import EpochLog
-    from edge_fer import atomic
-    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test
     from edge_fer.models.loading import load_model
+    from edge_fer.train.callbacks import EpochLog
+    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test
 
     started = time.perf_counter()
     float_model, meta = load_model(config.model)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from edge_fer import atomic
 from edge_fer.bench import store
-from edge_fer.bench.peak import peak_rates
+from edge_fer.bench.peak import PEAK_VARIANT, peak_rates
 from edge_fer.errors import UserError
 from edge_fer.report.plots import pareto_front, plot_accuracy_latency, plot_confusion
-from edge_fer.report.tables import COLUMNS, ESTIMATE_NOTE, dataset_note, host_note, markdown_table, peak_note, table_rows, visible
-
+from edge_fer.report.tables import ESTIMATE_NOTE, dataset_note, host_note, markdown_table, peak_note, split_tables, table_rows
 
 LEDGER = ".edge_fer-report.json"  # in the report folder: every file a report wrote there, with its SHA-256
+
 
 class ReportLedger:
     """What edge-fer reports wrote in a folder. A report overwrites or deletes only files in the ledger whose
@@ -60,6 +60,7 @@ class ReportLedger:
 
         atomic.write_bytes(self.folder / LEDGER, json.dumps({"files": self.files}, indent=1, sort_keys=True).encode())
 
+
 def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
                  extras: list[tuple[str, str]] | None = None, references: list[dict] | None = None) -> dict:
     """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json). Files
@@ -73,11 +74,7 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     rates = peak_rates(rows)
     sections = [target_section(target, label_by_run(target_rows), out, rates, references or [], f"{name}_files", ledger)
                 for target, target_rows in store.latest_per_artifact(rows).items()]
-    runs = {}
-    for row in rows:
-        run = runs.setdefault(row["run_id"], {"run_id": row["run_id"], "created": row["created"], "target": row["target"], "artifacts": 0})
-        run["artifacts"] += 1
-    history = [[r["run_id"], r["created"], r["target"], r["artifacts"]] for r in runs.values()]
+    history = run_history(rows)
     markdown = render_markdown(sections, history, commands or [], extras or [])
     atomic.write_text(out / f"{name}.md", markdown)
     atomic.write_text(out / f"{name}.html", render_html(markdown, title=f"edge_fer report: {name}"))
@@ -88,10 +85,24 @@ def build_report(store_path: str | Path, out: str | Path, commands: list[str] | 
     return {"sections": sections, "history": history, "store": str(store_path), "out": str(out),
             "markdown": str(out / f"{name}.md"), "html": str(out / f"{name}.html")}
 
+
+def run_history(rows: list[dict]) -> list[list]:
+    """One line per bench run in the store: its id, time, target, what it measured and how many rows."""
+    runs: dict[str, dict] = {}
+    for row in rows:
+        run = runs.setdefault(row["run_id"], {"created": row["created"], "target": row["target"], "rows": 0, "peak": 0})
+        run["rows"] += 1
+        run["peak"] += row.get("variant") == PEAK_VARIANT
+    kind = lambda run: "host peak (bench --peak)" if run["peak"] == run["rows"] else "artifacts" + (  # noqa: E731
+        " and host peak" if run["peak"] else "")
+    return [[run_id, run["created"], run["target"], kind(run), run["rows"]] for run_id, run in runs.items()]
+
+
 def run_of(artifact: str) -> str:
     """runs/<run>/export/<file> -> <run>; a file anywhere else -> its folder's name."""
     folder = Path(artifact).parent
     return folder.parent.name if folder.name == "export" else folder.name
+
 
 def label_by_run(rows: list[dict]) -> list[dict]:
     """Rows from several run folders (a sweep) are labelled run:format, so the table and plot tell them apart."""
@@ -100,6 +111,7 @@ def label_by_run(rows: list[dict]) -> list[dict]:
         for row in rows:
             row["label"] = f"{run_of(row['artifact'])}:{row['format']}"
     return sorted(rows, key=lambda row: row.get("label") or row["format"])
+
 
 def target_section(target: str, target_rows: list[dict], out: Path, rates: dict, references: list[dict],
                    files: str, ledger: "ReportLedger") -> dict:
@@ -124,25 +136,42 @@ def target_section(target: str, target_rows: list[dict], out: Path, rates: dict,
             "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
             "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}
 
+
 def template_environment(autoescape: bool):
     import jinja2
 
     return jinja2.Environment(loader=jinja2.PackageLoader("edge_fer", "templates"), autoescape=autoescape,
                               keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
+
+def failures_below(rows: list[list]) -> tuple[list[list], list[str]]:
+    """Rows whose last cell says why they failed get a short cell and the reason as a line under the tables (a
+    long reason in a cell would make the table scroll sideways)."""
+    kept, failures = [], []
+    for row in rows:
+        if isinstance(row[-1], str) and row[-1].startswith("failed: "):
+            failures.append(f"- `{row[0]}` failed: {row[-1].removeprefix('failed: ')}")
+            row = [*row[:-1], "failed (below)"]
+        kept.append(row)
+    return kept, failures
+
+
 def render_markdown(sections: list[dict], history: list[list], commands: list[str], extras: list[tuple[str, str]]) -> str:
     def view(section: dict) -> dict:
         images = ([{"file": section["plot"], "alt": "accuracy vs latency"}] if section["plot"] else []) + \
                  [{"file": image, "alt": "confusion matrix"} for image in section["confusions"]]
         software = markdown_table(["software", "version"], list((section["versions"] or {}).items()))
+        rows, failures = failures_below(section["rows"])
+        accuracy, speed = split_tables(rows)
         return {"target": section["target"], "note": dataset_note(section), "host_note": section.get("host_note", ""),
-                "table": markdown_table(*visible(COLUMNS, section["rows"])), "images": images,
-                "software": software if section["versions"] else ""}
+                "accuracy_table": markdown_table(*accuracy), "speed_table": markdown_table(*speed), "images": images,
+                "failures": failures, "software": software if section["versions"] else ""}
 
     template = template_environment(autoescape=False).get_template("report.md.j2")
     text = template.render(commands=commands, extras=extras, sections=[view(s) for s in sections],
-                           estimate_note=ESTIMATE_NOTE, history=markdown_table(["run", "time (UTC)", "target", "artifacts"], history))
+                           estimate_note=ESTIMATE_NOTE, history=markdown_table(["run", "time (UTC)", "target", "measured", "rows"], history))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip() + "\n"
+
 
 def render_html(markdown: str, title: str) -> str:
     """The Markdown report as HTML (CommonMark + tables; raw HTML in included files is shown as text, not run)."""

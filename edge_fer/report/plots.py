@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge_fer.evaluate import wilson_interval
 from edge_fer.formats import runtime_of
-
 
 RUNTIME_COLOURS = {"litert": "tab:blue", "onnxruntime": "tab:orange", "tensorrt": "tab:green", "keras": "tab:purple"}
 
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "dynamic": "D", "int8": "^"}
 
 REFERENCE_STYLE = {"peer": ("black", "*"), "baseline": ("tab:gray", "P")}
+
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (lower latency, higher accuracy), by latency."""
@@ -22,6 +23,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
             front.append(index)
             best = points[index][1]
     return front
+
 
 def pyplot():
     """matplotlib without a display, and names drawn as plain text: a class, run or peer named "$x^{$" is a
@@ -34,6 +36,7 @@ def pyplot():
 
     return plt
 
+
 def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: bool = False,
                           references: list[dict] | None = None) -> bool:
     """Accuracy against p50: colour = runtime, marker = precision, references (peers, baselines) as stars and
@@ -43,7 +46,9 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
     from matplotlib.lines import Line2D
 
     points = [{"x": r["p50_ms"], "y": r["accuracy"], "label": r.get("label") or r["format"],
-               "runtime": runtime_of(r["format"]), "precision": r.get("precision") or "fp32", "kind": "artifact"}
+               "runtime": runtime_of(r["format"]), "precision": r.get("precision") or "fp32", "kind": "artifact",
+               "busy": bool(((r.get("metrics") or {}).get("host") or {}).get("busy")),
+               "interval": wilson_interval(r["accuracy"], ((r.get("metrics") or {}).get("scores") or {}).get("count"))}
               for r in rows if r.get("p50_ms") and r.get("accuracy") is not None]
     points += [{"x": r["p50_ms"], "y": r["accuracy"], "label": r["label"], "kind": r.get("kind", "peer")}
                for r in references or [] if r.get("p50_ms") and r.get("accuracy") is not None]
@@ -55,8 +60,16 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
             colour, marker = RUNTIME_COLOURS.get(point["runtime"], "tab:brown"), PRECISION_MARKERS.get(point["precision"], "o")
         else:
             colour, marker = REFERENCE_STYLE.get(point["kind"], REFERENCE_STYLE["peer"])
-        axes.scatter(point["x"], point["y"], s=110 if marker == "*" else 45, c=colour, marker=marker, zorder=3,
-                     edgecolors="white", linewidths=0.5)
+        if point.get("interval"):  # the accuracy's 95% interval
+            low, high = point["interval"]
+            axes.errorbar(point["x"], point["y"], yerr=[[point["y"] - low], [high - point["y"]]], fmt="none",
+                          ecolor=colour, alpha=0.45, elinewidth=1, capsize=2, zorder=2)
+        if point.get("busy"):  # timed on a BUSY host: its latency is an upper bound, drawn hollow
+            axes.scatter(point["x"], point["y"], s=45, facecolors="none", edgecolors=colour, marker=marker, zorder=3,
+                         linewidths=1.2)
+        else:
+            axes.scatter(point["x"], point["y"], s=110 if marker == "*" else 45, c=colour, marker=marker, zorder=3,
+                         edgecolors="white", linewidths=0.5)
     front = pareto_front([(p["x"], p["y"]) for p in points])
     axes.step([points[i]["x"] for i in front], [points[i]["y"] for i in front], where="post", color="tab:red",
               linewidth=1.2, alpha=0.7, zorder=2)
@@ -77,6 +90,11 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
     handles += [Line2D([], [], color=c, marker=m, linestyle="", markersize=9, label=kind) for kind, (c, m) in REFERENCE_STYLE.items()
                 if any(p["kind"] == kind for p in points)]
     handles.append(Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", label="Pareto front"))
+    if any(p.get("busy") for p in points):
+        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="",
+                              label="hollow: timed on a BUSY host"))
+    if any(p.get("interval") for p in points):
+        handles.append(Line2D([], [], color="0.3", marker="|", linestyle="", markersize=10, label="95% interval"))
     axes.legend(handles=handles, fontsize=7.5, loc="best", ncols=2)
     axes.set_xlabel("p50 latency, batch 1 (ms)" + (", log scale" if axes.get_xscale() == "log" else ""))
     axes.set_ylabel("test accuracy")
@@ -89,6 +107,7 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
 
 def plot_confusion(row: dict, path: Path) -> bool:
     plt = pyplot()

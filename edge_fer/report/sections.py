@@ -22,13 +22,13 @@ def training_lines(train_dir: Path) -> list[str] | None:
     record = json.loads(model_json.read_text())
     history = [r for path in sorted((train_dir / "stages").glob("*/history.jsonl")) for r in read_history(path)]
     epochs, seconds = len(history), sum(r.get("seconds", 0.0) for r in history)
-    lines = [f"- model: {record['variant']} at {record['image_size']} px, weights {record['weights']} "
-             f"(pretrained: {record['pretrained']}); {record.get('weights_source', '')}",
+    sizes = ", ".join(f"{split} {count}" for split, count in record["dataset"]["sizes"].items())
+    lines = [f"- model: {record['variant']} at {record['image_size']} px; weights: "
+             f"{record.get('weights_source') or record['weights']}",
              f"- data: {record['dataset']['name']} ({'SYNTHETIC' if record['dataset']['synthetic'] else 'real'}), "
-             f"label mode {record['dataset']['label_mode']}, sizes {record['dataset']['sizes']}",
+             f"label mode {record['dataset']['label_mode']}; images: {sizes}",
              f"- schedule: {record['schedule']}; {epochs} epochs took {seconds:.0f} s on this machine "
-             f"(the sum of the logged epoch times, across resumed sessions)",
-             f"- settings: {settings_text(schedule_settings(record['config']['train']))}"]
+             f"(the sum of the logged epoch times, across resumed sessions)"]
     lines += [f"- note: {note}" for note in dict.fromkeys(r["note"] for r in history if r.get("note"))]
     if record.get("init_from"):
         init = record["init_from"]
@@ -38,23 +38,33 @@ def training_lines(train_dir: Path) -> list[str] | None:
         lines.append(distillation_line(record["distillation"], record["metrics"].get("test")))
     if not record["pretrained"]:
         lines.append("- These are FROM-SCRATCH numbers: no ImageNet weights were available.")
-    return lines
+    return [*lines, "", settings_table(schedule_settings(record["config"]["train"])), ""]
+
 
 def schedule_settings(train: dict) -> dict:
     """The training settings without the sections of the schedule that did not run."""
     unused = ("head", "finetune") if train.get("schedule") == "from_scratch" else ("scratch",)
     return {key: value for key, value in train.items() if key not in unused}
 
-def settings_text(settings: dict, prefix: str = "") -> str:
-    """Nested settings as 'key value' pairs that wrap like prose: 'batch_size 32; scratch.epochs 20; ...'."""
+
+def settings_pairs(settings: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested settings as (dotted key, value) pairs, unset ones left out: ('scratch.epochs', 20), ..."""
     pairs = []
     for key, value in settings.items():
         if isinstance(value, dict):
-            inner = settings_text(value, f"{prefix}{key}.")
-            pairs += [inner] if inner else []
+            pairs += settings_pairs(value, f"{prefix}{key}.")
         elif value not in (None, [], {}):
-            pairs.append(f"{prefix}{key} {value}")
-    return "; ".join(pairs)
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
+
+
+def settings_table(settings: dict, per_row: int = 3) -> str:
+    """The training settings as a Markdown table, three settings to a row."""
+    cells = [cell for key, value in settings_pairs(settings) for cell in (f"`{key}`", value)]
+    cells += [""] * (-len(cells) % (2 * per_row))
+    rows = [cells[start:start + 2 * per_row] for start in range(0, len(cells), 2 * per_row)]
+    return markdown_table(["setting", "value"] * per_row, rows)
+
 
 def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
     teachers = ", ".join(distillation["teacher"])
@@ -64,6 +74,7 @@ def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
     student = f", student {test_metrics['accuracy']:.4f}" if test_metrics else ""
     return (f"- distilled from {teachers} (temperature {distillation['temperature']}, weight {distillation['weight']})"
             f"{measured}{student}")
+
 
 def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
     """One Markdown table per label mode: count, accuracy, macro-F1 and per-class accuracy of each model.

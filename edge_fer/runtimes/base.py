@@ -20,7 +20,6 @@ import numpy as np
 
 from edge_fer.errors import UserError
 
-
 LUMA = np.array([[0.299], [0.587], [0.114]], np.float32)  # RGB -> grey; sums to 1, so R = G = B stays itself
 
 

@@ -25,11 +25,29 @@ from edge_fer.data.preprocess import PREPROCESSING
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
 from edge_fer.train.config import TrainConfig, check_label_drawing, check_recipe
-from edge_fer.train.distribute import (Placement, barrier, check_shared_folder, create_placement, forget_cluster_token,
-                                       is_peer_loss, load_weights_file, local_copy, restart_after_peer_loss,
-                                       save_weights_file, weights_digest)
-from edge_fer.train.distill import (check_distill, load_teachers, make_accuracy, make_distillation_loss, teacher_paths,
-                                    teacher_report, with_teacher_targets)
+from edge_fer.train.distill import (
+    check_distill,
+    load_teachers,
+    make_accuracy,
+    make_distillation_loss,
+    teacher_paths,
+    teacher_report,
+    with_teacher_targets,
+)
+from edge_fer.train.distribute import (
+    Placement,
+    barrier,
+    check_shared_folder,
+    create_placement,
+    forget_cluster_token,
+    is_peer_loss,
+    load_weights_file,
+    local_copy,
+    restart_after_peer_loss,
+    save_weights_file,
+    weights_digest,
+)
+
 
 @dataclass
 class Stage:

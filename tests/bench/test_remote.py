@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.loopback_ssh import free_port
 from edge_fer.bench import store
 from edge_fer.bench.remote import MARKER, build_bundle, remote_artifact, remote_root, ssh_command
 from edge_fer.cli import main
 from edge_fer.targets import Target, load_target
+from tests.loopback_ssh import free_port
 
 
 def test_bench_over_ssh(loopback_target, exported, tmp_path, capsys):

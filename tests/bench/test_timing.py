@@ -3,8 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_fer.bench.timing import (TimingSettings, interleaved_single_stream, latency_stats, offline, pool_rounds,
-                                   single_stream)
+from edge_fer.bench.timing import TimingSettings, interleaved_single_stream, latency_stats, offline, pool_rounds, single_stream
 from edge_fer.runtimes.base import InputSpec, Runner
 
 

@@ -7,6 +7,7 @@ from edge_fer.cli import main
 from edge_fer.errors import UserError
 from tests.helpers import TRTEXEC_FIXTURES
 
+
 def test_trt10_summary():
     parsed = parse_trtexec_file(TRTEXEC_FIXTURES / "trt10_summary_nvidia-tensorrt-4177.log")
     assert parsed["throughput_qps"] == 130.298

@@ -27,6 +27,6 @@ def test_the_report_renders_without_overflow_in_chromium(tmp_path, width):
     report = build_report(results, tmp_path / "out", commands=["edge-fer run " + "--set x=" * 40],
                           extras=[("Training", settings)])
     facts = render_report.render(tmp_path / "out" / "report.html", tmp_path / "page.png", width=width)
-    assert facts["tables"] == 3 and facts["tables_in_pre"] == 0 and facts["images"] == 1
-    assert facts["broken_images"] == [] and not facts["horizontal_overflow"], facts
+    assert facts["tables"] == 4 and facts["tables_in_pre"] == 0 and facts["images"] == 1
+    assert facts["broken_images"] == [] and not facts["horizontal_overflow"] and facts["scrolling_tables"] == [], facts
     assert (tmp_path / "page.png").stat().st_size > 20_000 and report["html"].endswith("report.html")

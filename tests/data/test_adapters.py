@@ -105,8 +105,8 @@ def test_imagefolder_mixed_sizes_need_image_size(tmp_path):
 @pytest.mark.hostile("resources")
 def test_a_huge_image_is_refused_by_its_header_before_decoding(tmp_path):
     """A 20000x20000 PNG decompresses to 400 MB (1.2 GB as RGB); its header says so in a few bytes."""
-    import zlib
     import struct
+    import zlib
 
     from edge_fer.data.images import check_image_file, decode_image
     from edge_fer.errors import DataError

@@ -1,5 +1,5 @@
-import pytest
 import numpy as np
+import pytest
 
 from edge_fer.data import load_dataset
 from edge_fer.data.ferplus import FerPlus

@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 
+from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.cli import main
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
@@ -11,7 +12,6 @@ from edge_fer.export.builders import BUILDERS
 from edge_fer.export.engines import EngineBuilder
 from edge_fer.export.exporter import ExportSettings, export
 from edge_fer.formats import export_formats, get_format, parse_formats
-from edge_fer.artifacts import file_sha256, read_metadata
 from edge_fer.runtimes import runtime_for
 
 CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from edge_fer.config import from_dict
+from edge_fer.models.loading import load_model
 from edge_fer.quantize.config import QatConfig
 from edge_fer.quantize.qat import load_qat_model, run_qat
-from edge_fer.models.loading import load_model
 
 TINY = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
 

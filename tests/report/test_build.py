@@ -55,7 +55,7 @@ def report(tmp_path):
 def test_the_html_report_renders_every_table_and_escapes_included_html(report):
     result, out = report
     page = (out / "report.html").read_text()
-    assert page.count("<table>") == 4  # training extra, host-cpu rows, software versions, runs in the store
+    assert page.count("<table>") == 5  # training extra, host-cpu accuracy and speed, software versions, runs in the store
     assert not re.search(r"<pre>[^<]*\|---", page), "a Markdown table left inside <pre>"
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "<code>code</code>" in page and "`code`" not in page

@@ -8,10 +8,16 @@ from types import SimpleNamespace
 import pytest
 
 from edge_fer.errors import UserError
-from edge_fer.export.tensorrt import (EngineBuildConfig, configure_builder, engine_source, network_flags,
-                                      trtexec_bench_command, trtexec_build_command)
-from edge_fer.targets.tensorrt_support import FAMILIES, SUPPORT, family_of, get_support, version_from_trtexec_banner
+from edge_fer.export.tensorrt import (
+    EngineBuildConfig,
+    configure_builder,
+    engine_source,
+    network_flags,
+    trtexec_bench_command,
+    trtexec_build_command,
+)
 from edge_fer.targets import list_targets, load_target
+from edge_fer.targets.tensorrt_support import FAMILIES, SUPPORT, family_of, get_support, version_from_trtexec_banner
 
 REPO = Path(__file__).resolve().parents[2]
 

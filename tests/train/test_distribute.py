@@ -16,8 +16,14 @@ from edge_fer.cli import main
 from edge_fer.errors import UserError
 from edge_fer.models import create_model
 from edge_fer.models.loading import load_model
-from edge_fer.train.distribute import (copy_layer_weights, distribute_mode, loopback_workers, read_tf_config,
-                                       tf_config_for, weights_digest)
+from edge_fer.train.distribute import (
+    copy_layer_weights,
+    distribute_mode,
+    loopback_workers,
+    read_tf_config,
+    tf_config_for,
+    weights_digest,
+)
 from edge_fer.train.trainer import set_finetune
 from tests.pipeline.test_runner import TINY
 
@@ -92,8 +98,8 @@ def test_cli_refuses_half_a_cluster_before_any_work(capsys, tmp_path, monkeypatc
 
 def test_where_training_runs_leaves_the_stage_hash_alone(tmp_path):
     from edge_fer.config import from_dict
-    from edge_fer.pipeline.runner import Pipeline
     from edge_fer.pipeline.config import PipelineConfig
+    from edge_fer.pipeline.runner import Pipeline
 
     hashes = set()
     for value in (False, "none", True, "multi_worker"):
