@@ -63,7 +63,7 @@ def settings_table(settings: dict, per_row: int = 3) -> str:
     cells = [cell for key, value in settings_pairs(settings) for cell in (f"`{key}`", value)]
     cells += [""] * (-len(cells) % (2 * per_row))
     rows = [cells[start:start + 2 * per_row] for start in range(0, len(cells), 2 * per_row)]
-    return markdown_table(["setting", "value"] * per_row, rows)
+    return markdown_table(["setting", "value"] * per_row, rows, left=tuple(range(0, 2 * per_row, 2)))
 
 
 def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
@@ -77,20 +77,25 @@ def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
 
 
 def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
-    """One Markdown table per label mode: count, accuracy, macro-F1 and per-class accuracy of each model.
-    `results` maps a run name to that run's evaluate.json."""
+    """Per label mode, two Markdown tables: each model's count, accuracy (with its 95% interval) and macro-F1, then
+    its accuracy per class. `results` maps a run name to that run's evaluate.json."""
+    from edge_fer.evaluate import wilson_interval
+
     parts = []
     modes = list(dict.fromkeys(mode for evaluated in results.values() for mode in evaluated))
     for mode in modes:
-        rows, classes = [], None
+        rows, per_class, classes = [], [], None
         for run, evaluated in results.items():
             for name, m in evaluated.get(mode, {}).items():
                 classes = classes or m["classes"]
-                rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}",
-                             *("-" if m["per_class_accuracy"][c] is None else f"{m['per_class_accuracy'][c]:.3f}"
-                               for c in classes)])
+                interval = wilson_interval(m["accuracy"], m["count"])
+                rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}",
+                             f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-", f"{m['macro_f1']:.4f}"])
+                per_class.append([label(run, name), *("-" if m["per_class_accuracy"][c] is None
+                                                      else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)])
         parts += [f"Label mode `{mode}`, split `{split}`:", "",
-                  markdown_table(["model", "images", "accuracy", "macro-F1", *classes], rows), ""]
+                  markdown_table(["model", "images", "accuracy", "95% interval", "macro-F1"], rows), "",
+                  "Accuracy per class:", "", markdown_table(["model", *classes], per_class), ""]
     return parts
 
 

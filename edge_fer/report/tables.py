@@ -135,9 +135,10 @@ def host_note(rows: list[dict]) -> str:
     return note
 
 
-def markdown_table(columns: list[str], rows: list[list]) -> str:
+def markdown_table(columns: list[str], rows: list[list], left: tuple[int, ...] = ()) -> str:
+    """A Markdown table; the columns numbered in `left` are aligned left (names), the others as the page says."""
     cell = lambda value: "-" if value is None else str(value).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "".join(":---|" if i in left else "---|" for i in range(len(columns)))]
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 
 
