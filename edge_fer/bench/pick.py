@@ -26,7 +26,37 @@ def candidates(store_path: str | Path, target: str, formats: list[str] | None = 
     return rows
 
 
+def valid_accuracy(row: dict) -> float | None:
+    return ((row.get("metrics") or {}).get("scores_valid") or {}).get("accuracy")
+
+
+def chosen_on(rows: list[dict]) -> str:
+    """'valid' where every candidate was scored on the validation split too (the choice does not look at the test
+    set), else 'test' (rows benched before validation scoring: bench them again to choose on validation)."""
+    return "valid" if rows and all(valid_accuracy(row) is not None for row in rows) else "test"
+
+
 def pick(rows: list[dict], max_p50_ms: float) -> dict | None:
-    """Most accurate under the budget; ties go to the faster artifact."""
+    """Most accurate under the budget, on validation where every row has it; ties go to the faster artifact."""
     fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
-    return max(fitting, key=lambda row: (row["accuracy"], -row["p50_ms"]), default=None)
+    split = chosen_on(fitting)
+    score = valid_accuracy if split == "valid" else (lambda row: row["accuracy"])
+    return max(fitting, key=lambda row: (score(row), -row["p50_ms"]), default=None)
+
+
+def summary(row: dict, split: str) -> dict:
+    """What a person needs to trust the choice: both accuracies with their 95% intervals, the p50 with the spread
+    of its rounds, and which split chose it."""
+    from edge_fer.evaluate import wilson_interval
+
+    metrics = row.get("metrics") or {}
+    test, valid = metrics.get("scores") or {}, metrics.get("scores_valid") or {}
+    rounds = (metrics.get("single_stream") or {}).get("round_p50_ms") or []
+    interval = lambda scores: wilson_interval(scores.get("accuracy"), scores.get("count"))  # noqa: E731
+    return {"artifact": row["artifact"], "format": row["format"], "chosen_on": split,
+            "valid_accuracy": valid.get("accuracy"), "valid_interval_95": interval(valid),
+            "test_accuracy": row["accuracy"], "test_interval_95": interval(test), "macro_f1": row.get("macro_f1"),
+            "p50_ms": row["p50_ms"], "round_p50_ms": [min(rounds), max(rounds)] if len(rounds) > 1 else None,
+            "p90_ms": row.get("p90_ms"), "size_bytes": row.get("size_bytes"), "dataset": row.get("dataset"),
+            "image_size": row.get("image_size"), "variant": row.get("variant"), "run_id": row.get("run_id"),
+            "created": row.get("created")}

@@ -43,16 +43,30 @@ class BenchSettings(TimingSettings):
 
 
 class ScoringData:
-    """The test split, resized once per input size, written where the runner can read it."""
+    """The test split and, where the dataset has one, the validation split after it: resized once per input size,
+    written where the runner can read it. Artifacts are chosen on validation and reported on test."""
 
     def __init__(self, spec: DatasetSpec | dict | None, folder: Path):
         self.folder, self.files = folder, {}
-        self.dataset = None
+        self.dataset, self.valid = None, None
         if spec:
             self.dataset = DatasetSpec.of(spec).load()
             self.split = self.dataset.splits.get("test") or self.dataset.splits.get("valid")
             if self.split is None:
                 raise UserError(f"dataset {self.dataset.name} has no test or valid split to score on")
+            if self.split is not self.dataset.splits.get("valid"):
+                self.valid = self.dataset.splits.get("valid")
+
+    def scores(self, probabilities) -> dict:
+        """{"scores": test metrics, "scores_valid": validation metrics} from the runner's probabilities, which come
+        in the order of the images file: the test split, then the validation split."""
+        from edge_fer.evaluate import classification_metrics
+
+        classes, count = self.dataset.classes, len(self.split.labels)
+        scored = {"scores": classification_metrics(self.split.labels, probabilities[:count], classes)}
+        if self.valid is not None and len(probabilities) == count + len(self.valid.labels):
+            scored["scores_valid"] = classification_metrics(self.valid.labels, probabilities[count:], classes)
+        return scored
 
     def images_for(self, size: int) -> Path | None:
         if self.dataset is None:
@@ -61,7 +75,8 @@ class ScoringData:
             from edge_fer.data.preprocess import resize_images
 
             path = self.folder / f"images-{size}.npy"
-            np.save(path, resize_images(self.split.images, size), allow_pickle=False)
+            images = self.split.images if self.valid is None else np.concatenate([self.split.images, self.valid.images])
+            np.save(path, resize_images(images, size), allow_pickle=False)
             self.files[size] = path
         return self.files[size]
 
@@ -148,14 +163,13 @@ def to_row(run_id: str, target: Target, facts: dict, measured: dict, scoring: Sc
                images_per_s=(measured.get("offline") or {}).get("images_per_s") or single.get("qps"))
     if "probabilities" in measured and scoring.dataset is not None:
         from edge_fer.artifacts import check_probabilities
-        from edge_fer.evaluate import classification_metrics
 
         try:
             probabilities = check_probabilities(measured["probabilities"], len(scoring.dataset.classes), path.name)
         except UserError as error:  # scored as nothing, not as a 0.25 "passed"
             return {**row, "status": FAILED, "reason": str(error), "metrics": metrics}
-        scored = classification_metrics(scoring.split.labels, probabilities, scoring.dataset.classes)
-        metrics["scores"] = scored
+        metrics.update(scoring.scores(probabilities))
+        scored = metrics["scores"]
         row.update(accuracy=scored["accuracy"], macro_f1=scored["macro_f1"], dataset=scoring.dataset.name,
                    synthetic=int(scoring.dataset.synthetic))
     row["metrics"] = metrics

@@ -143,7 +143,8 @@ def latest_per_artifact(rows: list[dict]) -> dict[str, list[dict]]:
         source = scored.get(content_key(row))
         if row.get("accuracy") is None and source is not None:
             row.update({field: source[field] for field in SCORE_FIELDS})
-            row["metrics"] = {**(row.get("metrics") or {}), "scores": (source.get("metrics") or {}).get("scores")}
+            scores = {key: (source.get("metrics") or {}).get(key) for key in ("scores", "scores_valid")}
+            row["metrics"] = {**(row.get("metrics") or {}), **scores}
     by_target: dict[str, list[dict]] = {}
     for (target, _, _), row in sorted(latest.items(), key=lambda item: (item[0][0], item[1]["format"] or "")):
         by_target.setdefault(target, []).append(row)

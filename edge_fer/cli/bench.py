@@ -110,7 +110,7 @@ def cmd_bundle(args) -> int:
 
 
 def cmd_pick(args) -> int:
-    from edge_fer.bench.pick import candidates, pick
+    from edge_fer.bench.pick import candidates, chosen_on, pick, summary
     from edge_fer.formats import get_format
 
     if not (args.max_p50_ms > 0 and args.max_p50_ms < float("inf")):
@@ -122,9 +122,10 @@ def cmd_pick(args) -> int:
     rows = candidates(args.store, args.target, formats, args.dataset)
     chosen = pick(rows, args.max_p50_ms)
     fastest = min(rows, key=lambda row: row["p50_ms"], default=None)
+    split = chosen_on([row for row in rows if row["p50_ms"] <= args.max_p50_ms])
+    facts = None if chosen is None else summary(chosen, split)
     if args.json:
-        ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows),
-                       "pick": None if chosen is None else {k: chosen.get(k) for k in PICK_FIELDS}})
+        ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows), "pick": facts})
         return 0 if chosen else 2
     if chosen is None:
         nearest = f"; the fastest is {fastest['format']} at {fastest['p50_ms']:.3f} ms" if fastest else ""
@@ -132,12 +133,16 @@ def cmd_pick(args) -> int:
                      f" ({len(rows)} candidates){nearest}", soft_wrap=True, markup=False)
         return 2
     ui.out.print(ui.table(f"pick on {args.target}, p50 <= {args.max_p50_ms} ms ({len(rows)} candidates)",
-                          ["field", "value"], [[k, chosen.get(k)] for k in PICK_FIELDS]))
+                          ["field", "value"], [[k, pick_cell(v)] for k, v in facts.items()],
+                          caption=None if split == "valid" else "chosen on TEST accuracy: these rows have no validation "
+                          "scores (benched before validation scoring); bench them again to choose on validation"))
     return 0
 
 
-PICK_FIELDS = ("artifact", "format", "accuracy", "macro_f1", "p50_ms", "p90_ms", "size_bytes", "dataset", "image_size",
-               "variant", "created")
+def pick_cell(value):
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"{value[0]:.4g}-{value[1]:.4g}"
+    return value
 
 
 def cmd_report(args) -> int:

@@ -75,5 +75,37 @@ def test_without_a_store_the_newest_run_store_is_used_and_named(tmp_path, capsys
         os.utime(path, (path.stat().st_mtime - age, path.stat().st_mtime - age))
     assert main(["pick", "--target", "host-cpu", "--max-p50-ms", "1", "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["pick"]["accuracy"] == 0.80
+    assert json.loads(captured.out)["pick"]["test_accuracy"] == 0.80
     assert "store: runs/newer/results.sqlite (the newest results store here" in captured.err
+
+
+def scored(name, test, valid, p50, rounds=None):
+    """A row scored on test (200 images) and, where `valid` is given, on validation (300 images)."""
+    metrics = {"scores": {"accuracy": test, "count": 200},
+               "single_stream": {"round_p50_ms": rounds} if rounds else {}}
+    if valid is not None:
+        metrics["scores_valid"] = {"accuracy": valid, "count": 300}
+    return {**row(name, test, p50), "metrics": metrics}
+
+
+def test_the_choice_is_made_on_validation_and_shown_with_intervals(tmp_path, capsys):
+    path = tmp_path / "results.sqlite"
+    store.insert(path, [scored("tflite-int8", 0.83, 0.80, 0.3), scored("tflite-int8-qat", 0.82, 0.85, 0.4, [0.39, 0.44, 0.41])])
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out)["pick"]
+    assert (chosen["format"], chosen["chosen_on"]) == ("tflite-int8-qat", "valid")  # not the higher test score
+    assert chosen["valid_accuracy"] == 0.85 and chosen["test_accuracy"] == 0.82 and chosen["round_p50_ms"] == [0.39, 0.44]
+    low, high = chosen["test_interval_95"]
+    assert low < 0.82 < high and 0.05 < high - low < 0.12  # 200 images: about ±5 points
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1"]) == 0
+    assert "TEST" not in capsys.readouterr().out
+
+
+def test_rows_without_validation_scores_are_chosen_on_test_and_say_so(tmp_path, capsys):
+    path = tmp_path / "results.sqlite"
+    store.insert(path, [scored("tflite-int8", 0.83, None, 0.3), scored("tflite-int8-qat", 0.82, 0.85, 0.4)])
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1", "--json"]) == 0
+    chosen = json.loads(capsys.readouterr().out)["pick"]
+    assert (chosen["format"], chosen["chosen_on"]) == ("tflite-int8", "test")
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1"]) == 0
+    assert "chosen on TEST accuracy" in capsys.readouterr().out
