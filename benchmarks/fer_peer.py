@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from contextlib import ExitStack
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,8 @@ import numpy as np
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from edge_fer import atomic
+from edge_fer.artifacts import file_sha256
+from edge_fer.bench.host import OtherLoad, host_facts
 from edge_fer.bench.timing import TimingSettings, interleaved_single_stream
 from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
@@ -107,7 +110,7 @@ def main() -> int:
         for name, path in peers:
             runner = stack.enter_context(FerPeerRunner(path, threads=args.threads))
             probabilities = to_shared(run_batches(runner, images, 64), FER_ORDER)
-            rows[str(path)] = {"model": name, "file": str(path), "size_bytes": path.stat().st_size,
+            rows[str(path)] = {"model": name, "file": str(path), "size_bytes": path.stat().st_size, "sha256": file_sha256(path),
                                **classification_metrics(labels, probabilities, SHARED)}
             jobs[str(path)] = (runner, images[:64])
         for artifact in args.artifact:
@@ -115,14 +118,19 @@ def main() -> int:
             model_input = to_model_input(images, runner.input_spec.height)
             probabilities = to_shared(run_batches(runner, model_input, 64), dataset.classes)
             rows[artifact] = {"model": f"PAtt-Lite ({artifact})", "file": artifact, "size_bytes": os.path.getsize(artifact),
+                              "sha256": file_sha256(artifact),
                               **classification_metrics(labels, probabilities, SHARED)}
             jobs[artifact] = (runner, model_input[:64])
-        for file, latency in interleaved_single_stream(jobs, timing).items():
+        with OtherLoad() as load:  # other processes' CPU use over every round, for the whole timed block
+            latencies = interleaved_single_stream(jobs, timing)
+        for file, latency in latencies.items():
             rows[file]["latency"] = latency
     rows = list(rows.values())
 
+    host = host_facts(args.threads, load.cores)
     result = {"test_set": "FERPlus majority test, contempt removed", "images": int(len(labels)), "classes": SHARED,
-              "threads": args.threads, "rounds": args.rounds, "rows": rows}
+              "threads": args.threads, "rounds": args.rounds, "host": host,
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(Path(args.out), json.dumps(result, indent=2))
     artifacts = " ".join(f"--artifact {artifact}" for artifact in args.artifact)
@@ -131,6 +139,9 @@ def main() -> int:
              f"process and timed in {args.rounds} interleaved rounds (p50 of all rounds' queries; the round p50s show "
              "the host's drift). Produced by:", "",
              f"    python benchmarks/fer_peer.py --root {args.root} {artifacts} --rounds {args.rounds}", "",
+             f"Host: {host['cpu']}, {host['logical_cpus']} logical CPUs; other processes kept {host['other_load_cores']} "
+             f"cores busy during the timing{' (BUSY: the latencies are upper bounds)' if host['busy'] else ''}; "
+             f"{result['created']}.", "",
              "| model | accuracy | macro-F1 | p50 ms | p90 ms | round p50s, min-max ms | size MB |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:

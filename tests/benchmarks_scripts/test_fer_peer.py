@@ -70,6 +70,12 @@ def test_the_peer_and_every_artifact_are_timed_in_the_same_interleaved_rounds(se
         assert np.asarray(row["confusion"]).sum() == len(TEST_VOTES)
     table = out.with_suffix(".md").read_text()
     assert f"--artifact {ours[0]} --artifact {ours[1]} --rounds 4" in table and table.count("| PAtt-Lite (") == 2
+    from edge_fer.artifacts import file_sha256
+
+    assert all(row["sha256"] == file_sha256(row["file"]) for row in result["rows"])  # which files were timed
+    host = result["host"]
+    assert host["threads"] == result["threads"] and host["logical_cpus"] >= 1 and host["other_load_cores"] is not None
+    assert result["created"].startswith("20") and f"other processes kept {host['other_load_cores']} cores" in table
 
 
 @pytest.mark.hostile("exit-codes")
