@@ -213,7 +213,8 @@ def run_qat(config) -> dict:
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.models.loading import load_model
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.trainer import save_model, scoring_test_split, train_valid_test
+    from edge_fer.train.splits import scoring_test_split, train_valid_test
+    from edge_fer.train.trainer import save_model
 
     started = time.perf_counter()
     float_model, meta = load_model(config.model)

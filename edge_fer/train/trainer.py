@@ -19,8 +19,7 @@ import numpy as np
 
 from edge_fer import atomic, ui
 from edge_fer.config import save_toml, to_dict
-from edge_fer.data import FerDataset, load_dataset
-from edge_fer.data.base import Split
+from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import PREPROCESSING
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
@@ -47,6 +46,7 @@ from edge_fer.train.distribute import (
     save_weights_file,
     weights_digest,
 )
+from edge_fer.train.splits import balanced_class_weights, scoring_test_split, train_valid_test
 
 
 @dataclass
@@ -56,36 +56,6 @@ class Stage:
     make_optimizer: Callable[[int], object]  # steps per epoch -> optimizer
     set_trainable: Callable[[object], None]
     extra_callbacks: Callable[[], list]
-
-
-def balanced_class_weights(labels: np.ndarray, num_classes: int, power: float = 1.0) -> dict[int, float]:
-    """(n / (k · count_c)) ** power: power 1 is the usual 'balanced' weighting, 0.5 a gentler one.
-    Classes absent from training get weight 0."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(num_classes)
-    weights[present] = (counts.sum() / (present.sum() * counts[present])) ** power
-    return {i: float(w) for i, w in enumerate(weights)}
-
-
-def stratified_holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(split), bool)
-    for label in np.unique(split.labels):
-        members = np.flatnonzero(split.labels == label)
-        take = int(round(len(members) * fraction))
-        held[rng.choice(members, size=take, replace=False)] = True
-    return split.subset(~held), split.subset(held)
-
-
-def train_valid_test(dataset: FerDataset, validation_fraction: float, seed: int) -> tuple[Split, Split, Split | None]:
-    train = dataset.splits.get("train")
-    if train is None:
-        raise UserError(f"dataset {dataset.name} has no 'train' split (it has {', '.join(dataset.splits)})")
-    valid = dataset.splits.get("valid")
-    if valid is None:
-        train, valid = stratified_holdout(train, validation_fraction, seed)
-    return train, valid, dataset.splits.get("test")
 
 
 def set_frozen_backbone(model) -> None:
@@ -378,16 +348,6 @@ def start_distillation(config: TrainConfig, classes) -> list:
     ui.log(f"distilling from {len(teachers)} teacher(s): {', '.join(paths)} (T={config.train.distill.temperature}, "
            f"weight {config.train.distill.weight})")
     return teachers
-
-
-def scoring_test_split(data, dataset: FerDataset, test_split: Split | None) -> Split | None:
-    """The test split in the label mode models are scored on (FERPlus vote distributions score on majority)."""
-    from edge_fer.data import get_adapter
-
-    scored = get_adapter(dataset.name).scoring_mode(dataset.label_mode)
-    if test_split is None or scored == dataset.label_mode:
-        return test_split
-    return load_dataset(data.dataset, data.root, label_mode=scored, **data.options).splits.get("test")
 
 
 def epoch_seconds(out: Path) -> float:

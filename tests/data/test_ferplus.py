@@ -130,7 +130,7 @@ def test_vote_distributions_train_but_score_on_the_majority_set(tmp_path):
     from edge_fer.config import from_dict
     from edge_fer.data import get_adapter
     from edge_fer.train.config import TrainConfig
-    from edge_fer.train.trainer import scoring_test_split
+    from edge_fer.train.splits import scoring_test_split
 
     ferplus = get_adapter("ferplus")
     assert ferplus.scoring_mode("probability") == "majority"

@@ -13,7 +13,8 @@ from edge_fer.models.backbone import is_backbone_layer
 from edge_fer.models.loading import load_model
 from edge_fer.train import callbacks as callbacks_module
 from edge_fer.train.config import TrainConfig
-from edge_fer.train.trainer import balanced_class_weights, set_finetune, stratified_holdout, train
+from edge_fer.train.splits import balanced_class_weights, stratified_holdout
+from edge_fer.train.trainer import set_finetune, train
 
 TINY_DATA = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
 
