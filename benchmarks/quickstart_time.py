@@ -40,9 +40,9 @@ def timed(command: list[str], cwd: Path, env: dict) -> dict:
     wall = time.perf_counter() - started
     if result.returncode not in (0, 1):  # 1: the run finished with a failed export, recorded below
         sys.exit(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    others = None
-    if machine is not None and busy_seconds() is not None:
-        others = round(max(0.0, (busy_seconds() - machine) - (children_cpu_seconds() - ours)) / wall, 3)
+    others, machine_after = None, busy_seconds()
+    if machine is not None and machine_after is not None:
+        others = round(max(0.0, (machine_after - machine) - (children_cpu_seconds() - ours)) / wall, 3)
     return {"seconds": round(wall, 1), "exit_code": result.returncode, "other_load_cores": others,
             "busy": others is not None and others > BUSY_CORES}
 

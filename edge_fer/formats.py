@@ -60,10 +60,15 @@ def export_formats() -> list[ExportFormat]:
     return list(FORMATS)
 
 
+def find_format(name: str | None) -> ExportFormat | None:
+    """The format of that name, or None (a store row of a format no longer in the table, a peer's row)."""
+    return next((f for f in FORMATS if f.name == name), None)
+
+
 def get_format(name: str) -> ExportFormat:
-    for export_format in FORMATS:
-        if export_format.name == name:
-            return export_format
+    found = find_format(name)
+    if found is not None:
+        return found
     names = [f.name for f in FORMATS]
     raise UserError(f"unknown export format {name!r}{closest(name, names)}; known: {', '.join(names)}")
 
@@ -77,7 +82,8 @@ def parse_formats(text: str) -> list[ExportFormat]:
 
 def runtime_of(format_name: str) -> str:
     """The runtime that runs a format ('other' for a row of no known format)."""
-    return next((f.runtime for f in FORMATS if f.name == format_name), "other")
+    found = find_format(format_name)
+    return found.runtime if found else "other"
 
 
 def format_of_name(name: str) -> ExportFormat | None:
@@ -93,4 +99,5 @@ def suffixes() -> list[str]:
 
 
 def peak_of(format_name: str) -> str | None:
-    return next((f.peak for f in FORMATS if f.name == format_name), None)
+    found = find_format(format_name)
+    return found.peak if found else None

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_fer import atomic
 from edge_fer.artifacts import check_file_hash, check_probabilities, read_metadata
 from edge_fer.errors import UserError
 
@@ -183,8 +184,6 @@ def read_image(path: Path) -> np.ndarray:
 def write_atomic_image(path: Path, image: np.ndarray) -> None:
     """PNG bytes encoded in memory, then one atomic write: a full disk leaves neither a truncated PNG nor a
     partial file (cv2.imwrite reports a short write as success)."""
-    from edge_fer import atomic
-
     ok, encoded = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise UserError(f"cannot encode {path}")
@@ -192,8 +191,6 @@ def write_atomic_image(path: Path, image: np.ndarray) -> None:
 
 
 def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
-    from edge_fer import atomic
-
     image = read_image(path)
     faces = predictor.faces(image)
     result = {"input": str(path), "width": image.shape[1], "height": image.shape[0], "faces": faces}
@@ -210,7 +207,6 @@ def predict_image(predictor: Predictor, path: Path, out: Path | None) -> dict:
 
 
 def predict_video(predictor: Predictor, path: Path, out: Path | None) -> dict:
-    from edge_fer import atomic
     from edge_fer.data.images import MAX_IMAGE_PIXELS
 
     capture = cv2.VideoCapture(str(path))

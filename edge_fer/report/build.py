@@ -56,8 +56,6 @@ class ReportLedger:
         return [png.name for png in stale]
 
     def save(self) -> None:
-        from edge_fer import atomic
-
         atomic.write_bytes(self.folder / LEDGER, json.dumps({"files": self.files}, indent=1, sort_keys=True).encode())
 
 

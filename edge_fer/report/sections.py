@@ -9,7 +9,7 @@ from typing import Callable
 
 from edge_fer import atomic, ui
 from edge_fer.errors import UserError
-from edge_fer.report.tables import markdown_table
+from edge_fer.report.tables import interval_cell, markdown_table
 
 
 def training_lines(train_dir: Path) -> list[str] | None:
@@ -79,8 +79,6 @@ def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
 def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
     """Per label mode, two Markdown tables: each model's count, accuracy (with its 95% interval) and macro-F1, then
     its accuracy per class. `results` maps a run name to that run's evaluate.json."""
-    from edge_fer.evaluate import wilson_interval
-
     parts = []
     modes = list(dict.fromkeys(mode for evaluated in results.values() for mode in evaluated))
     for mode in modes:
@@ -88,9 +86,8 @@ def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] 
         for run, evaluated in results.items():
             for name, m in evaluated.get(mode, {}).items():
                 classes = classes or m["classes"]
-                interval = wilson_interval(m["accuracy"], m["count"])
                 rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}",
-                             f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else "-", f"{m['macro_f1']:.4f}"])
+                             interval_cell(m["accuracy"], m["count"]), f"{m['macro_f1']:.4f}"])
                 per_class.append([label(run, name), *("-" if m["per_class_accuracy"][c] is None
                                                       else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)])
         parts += [f"Label mode `{mode}`, split `{split}`:", "",

@@ -29,24 +29,29 @@ def split_tables(rows: list[list]) -> list[tuple[list[str], list[list]]]:
             visible([COLUMNS[0], *SPEED_COLUMNS], [[row[0], *row[cut:]] for row in rows])]
 
 
+def interval_cell(accuracy: float | None, count: int | None) -> str | None:
+    """The 95% Wilson interval of an accuracy over `count` images, as 0.808-0.835 (None where either is missing)."""
+    from edge_fer.evaluate import wilson_interval
+
+    interval = wilson_interval(accuracy, count)
+    return f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else None
+
+
 def accuracy_cells(row: dict) -> list:
     """The validation accuracy (what artifacts are chosen on), the test accuracy as 0.8218 (four decimals,
     everywhere) and its 95% Wilson interval over the scored images."""
-    from edge_fer.evaluate import wilson_interval
-
     accuracy, metrics = row.get("accuracy"), row.get("metrics") or {}
     valid = (metrics.get("scores_valid") or {}).get("accuracy")
-    interval = wilson_interval(accuracy, (metrics.get("scores") or {}).get("count"))
     return [None if valid is None else f"{valid:.4f}", None if accuracy is None else f"{accuracy:.4f}",
-            f"{interval[0]:.3f}-{interval[1]:.3f}" if interval else None]
+            interval_cell(accuracy, (metrics.get("scores") or {}).get("count"))]
 
 
 def precision_cell(row: dict) -> str | None:
     """The precision as the format table says it honestly (the grey int8 file keeps its stem in fp32)."""
-    from edge_fer.formats import FORMATS
+    from edge_fer.formats import find_format
 
-    shown = next((f.shown_precision for f in FORMATS if f.name == row.get("format")), None)
-    return shown or row.get("precision")
+    found = find_format(row.get("format"))
+    return (found and found.shown_precision) or row.get("precision")
 
 
 def energy_cell(row: dict) -> float | None:
