@@ -33,7 +33,7 @@ from edge_fer.bench.timing import TimingSettings, interleaved_single_stream
 from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import to_model_input
-from edge_fer.evaluate import classification_metrics
+from edge_fer.evaluate import classification_metrics, mcnemar, unpack_correct, wilson_interval
 from edge_fer.runtimes import InputSpec, Runner, runtime_for
 
 FER_ORDER = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
@@ -142,11 +142,18 @@ def main() -> int:
              f"Host: {host['cpu']}, {host['logical_cpus']} logical CPUs; other processes kept {host['other_load_cores']} "
              f"cores busy during the timing{' (BUSY: the latencies are upper bounds)' if host['busy'] else ''}; "
              f"{result['created']}.", "",
-             "| model | accuracy | macro-F1 | p50 ms | p90 ms | round p50s, min-max ms | size MB |",
-             "|---|---|---|---|---|---|---|"]
+             "95% interval: Wilson, over the images. McNemar p: each model against the quantized peer on the same "
+             "images (exact test; p < 0.05 says the accuracy difference is more than chance).", "",
+             "| model | accuracy | 95% interval | McNemar p vs peer | macro-F1 | p50 ms | p90 ms | round p50s, min-max ms "
+             "| size MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    peer = rows[1]  # the quantized tflite peer
     for row in rows:
         latency = row["latency"]
-        lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {row['macro_f1']:.4f} | {latency['p50_ms']:.3f} | "
+        low, high = wilson_interval(row["accuracy"], row["count"])
+        paired = "-" if row is peer else f"{mcnemar(*(unpack_correct(r['correct_bits'], r['count']) for r in (row, peer)))['p']:.2g}"
+        lines.append(f"| {row['model']} | {row['accuracy']:.4f} | {low:.3f}-{high:.3f} | {paired} | {row['macro_f1']:.4f} | "
+                     f"{latency['p50_ms']:.3f} | "
                      f"{latency['p90_ms']:.3f} | {min(latency['round_p50_ms']):.3f}-{max(latency['round_p50_ms']):.3f} | "
                      f"{row['size_bytes'] / 1e6:.2f} |")
     atomic.write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")

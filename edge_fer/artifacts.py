@@ -141,3 +141,9 @@ def format_of_artifact(path) -> ExportFormat:
     if by_name is not None:
         return by_name
     raise UserError(f"{path}: not a known artifact (expected .tflite, .onnx, .engine or a model.keras folder)")
+
+
+def run_of(artifact: str) -> str:
+    """runs/<run>/export/<file> -> <run>; a file anywhere else -> its folder's name."""
+    folder = Path(artifact).parent
+    return folder.parent.name if folder.name == "export" else folder.name

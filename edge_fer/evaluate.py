@@ -23,7 +23,37 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "per_class_accuracy": per_class,
         "confusion": confusion.tolist(),
         "classes": list(classes),
+        "correct_bits": pack_correct(predicted == labels),
     }
+
+
+def pack_correct(correct: np.ndarray) -> str:
+    """Which images a model got right, one bit each (base64): what a paired test between two models needs."""
+    import base64
+
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_correct(text: str, count: int) -> np.ndarray:
+    import base64
+
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8))
+    if len(bits) < count or bits[count:].any():
+        raise ValueError(f"correct_bits holds {len(bits)} bits, not the {count} images it claims")
+    return bits[:count].astype(bool)
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """McNemar's exact test of two models on the SAME images: only the images one got right and the other wrong
+    count. p is two-sided; a small p says the difference in accuracy is not chance."""
+    from scipy.stats import binomtest
+
+    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"a paired test needs the same images: {correct_a.shape} against {correct_b.shape}")
+    only_a, only_b = int(np.sum(correct_a & ~correct_b)), int(np.sum(~correct_a & correct_b))
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p": float(p)}
 
 
 def wilson_interval(accuracy: float | None, count: int | None) -> tuple[float, float] | None:

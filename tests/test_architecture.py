@@ -24,7 +24,7 @@ LAYERS = (
     ("targets", ("targets",)),
     ("export", ("export",)),
     ("bench", ("bench",)),
-    ("apps", ("predict", "report", "doctor")),
+    ("apps", ("predict", "report", "doctor", "debug")),
     ("pipeline", ("pipeline",)),
     ("cli", ("cli",)),
 )

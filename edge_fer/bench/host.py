@@ -25,6 +25,14 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine() or "unknown"
 
 
+def cpu_governor() -> str | None:
+    """The frequency governor of cpu0 ('performance', 'powersave', ...), None where the kernel does not say (VMs)."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def busy_seconds() -> float | None:
     """CPU-seconds every core of the machine spent busy since boot (/proc/stat: all but idle and iowait)."""
     try:
@@ -62,6 +70,6 @@ class OtherLoad:
 
 def host_facts(threads: int | None, other_cores: float | None) -> dict:
     load_1m = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads, "governor": cpu_governor(),
             "other_load_cores": other_cores, "loadavg_1m": load_1m,
             "busy": other_cores is not None and other_cores > BUSY_CORES}

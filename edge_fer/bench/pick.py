@@ -36,12 +36,42 @@ def chosen_on(rows: list[dict]) -> str:
     return "valid" if rows and all(valid_accuracy(row) is not None for row in rows) else "test"
 
 
+def ranked(rows: list[dict], split: str) -> list[dict]:
+    """Most accurate first on `split` ('valid' or 'test'); ties go to the faster artifact."""
+    score = valid_accuracy if split == "valid" else (lambda row: row["accuracy"])
+    return sorted(rows, key=lambda row: (score(row), -row["p50_ms"]), reverse=True)
+
+
 def pick(rows: list[dict], max_p50_ms: float) -> dict | None:
     """Most accurate under the budget, on validation where every row has it; ties go to the faster artifact."""
     fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
-    split = chosen_on(fitting)
-    score = valid_accuracy if split == "valid" else (lambda row: row["accuracy"])
-    return max(fitting, key=lambda row: (score(row), -row["p50_ms"]), default=None)
+    return next(iter(ranked(fitting, chosen_on(fitting))), None)
+
+
+def runner_up(rows: list[dict], max_p50_ms: float) -> dict | None:
+    fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
+    return next(iter(ranked(fitting, chosen_on(fitting))[1:]), None)
+
+
+def paired(row_a: dict, row_b: dict, split: str) -> dict | None:
+    """McNemar's test of two rows on the images of `split` ('valid' or 'test'), None where either row lacks the
+    per-image record (rows benched before it was kept) or they were scored on different images."""
+    from edge_fer.evaluate import mcnemar, unpack_correct
+
+    key = "scores_valid" if split == "valid" else "scores"
+    a, b = ((row.get("metrics") or {}).get(key) or {} for row in (row_a, row_b))
+    if not a.get("correct_bits") or not b.get("correct_bits") or a.get("count") != b.get("count") \
+            or row_a.get("dataset") != row_b.get("dataset"):
+        return None
+    test = mcnemar(unpack_correct(a["correct_bits"], a["count"]), unpack_correct(b["correct_bits"], b["count"]))
+    return {**test, "split": split, "difference": a["accuracy"] - b["accuracy"]}
+
+
+def paired_verdict(test: dict | None) -> str:
+    if test is None:
+        return "no per-image record: bench again to test"
+    return "better (p < 0.05)" if test["p"] < 0.05 and test["difference"] > 0 else (
+        "worse (p < 0.05)" if test["p"] < 0.05 else "within noise")
 
 
 def summary(row: dict, split: str) -> dict:
@@ -60,3 +90,12 @@ def summary(row: dict, split: str) -> dict:
             "p90_ms": row.get("p90_ms"), "size_bytes": row.get("size_bytes"), "dataset": row.get("dataset"),
             "image_size": row.get("image_size"), "variant": row.get("variant"), "run_id": row.get("run_id"),
             "created": row.get("created")}
+
+
+def against_runner_up(chosen: dict, second: dict | None, split: str) -> dict | None:
+    """The choice against the next candidate, paired on the split that chose (is the margin more than noise?)."""
+    if second is None:
+        return None
+    test = paired(chosen, second, split)
+    return {"artifact": second["artifact"], "format": second["format"], "p50_ms": second["p50_ms"],
+            "split": split, "mcnemar": test, "verdict": paired_verdict(test)}

@@ -10,10 +10,10 @@ import sys
 from rich.markup import escape
 
 from edge_fer import __version__, ui
-from edge_fer.cli import bench, data, doctor, export, models, predict, run, targets, train
+from edge_fer.cli import bench, data, debug, doctor, export, models, predict, run, targets, train
 from edge_fer.errors import UserError
 
-GROUPS = (run, data, models, train, export, bench, predict, targets, doctor)  # each registers its subcommands
+GROUPS = (run, data, models, train, export, bench, predict, debug, targets, doctor)  # each registers its subcommands
 EPILOG = """first steps:
   edge-fer run                          the quickstart: train, quantize, export, evaluate, bench, report
   edge-fer pick --target host-cpu --max-p50-ms 1    the most accurate artifact within a latency budget

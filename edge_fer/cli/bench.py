@@ -110,7 +110,7 @@ def cmd_bundle(args) -> int:
 
 
 def cmd_pick(args) -> int:
-    from edge_fer.bench.pick import candidates, chosen_on, pick, summary
+    from edge_fer.bench.pick import against_runner_up, candidates, chosen_on, pick, runner_up, summary
     from edge_fer.formats import get_format
 
     if not (args.max_p50_ms > 0 and args.max_p50_ms < float("inf")):
@@ -124,8 +124,10 @@ def cmd_pick(args) -> int:
     fastest = min(rows, key=lambda row: row["p50_ms"], default=None)
     split = chosen_on([row for row in rows if row["p50_ms"] <= args.max_p50_ms])
     facts = None if chosen is None else summary(chosen, split)
+    second = None if chosen is None else against_runner_up(chosen, runner_up(rows, args.max_p50_ms), split)
     if args.json:
-        ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows), "pick": facts})
+        ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows), "pick": facts,
+                       "runner_up": second})
         return 0 if chosen else 2
     if chosen is None:
         nearest = f"; the fastest is {fastest['format']} at {fastest['p50_ms']:.3f} ms" if fastest else ""
@@ -136,7 +138,17 @@ def cmd_pick(args) -> int:
                           ["field", "value"], [[k, pick_cell(v)] for k, v in facts.items()],
                           caption=None if split == "valid" else "chosen on TEST accuracy: these rows have no validation "
                           "scores (benched before validation scoring); bench them again to choose on validation"))
+    if second:
+        ui.out.print(runner_up_line(second), soft_wrap=True, markup=False)
     return 0
+
+
+def runner_up_line(second: dict) -> str:
+    test = second["mcnemar"]
+    counts = "" if test is None else (f": {test['only_a']} images only the choice got right, {test['only_b']} only "
+                                      f"the runner-up, McNemar p = {test['p']:.3g}")
+    return (f"against the runner-up {second['artifact']} ({second['format']}, p50 {second['p50_ms']:.3f} ms) on "
+            f"{second['split']}{counts}: {second['verdict']}")
 
 
 def pick_cell(value):

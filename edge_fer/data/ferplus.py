@@ -17,6 +17,7 @@ from edge_fer.errors import DataError
 
 EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 VOTE_COLUMNS = EMOTIONS + ("unknown", "NF")
+MAJORITY_IMAGES = ("majority", "probability-majority")  # label modes that keep only images with a majority label
 SPLIT_FOLDERS = {"train": "FER2013Train", "valid": "FER2013Valid", "test": "FER2013Test"}
 
 
@@ -49,8 +50,11 @@ def vote_distribution(votes) -> np.ndarray | None:
 class FerPlus(Adapter):
     name = "ferplus"
     classes = EMOTIONS
-    label_modes = ("majority", "argmax", "probability")
-    training_only_modes = ("probability",)  # Barsoum et al. train on the vote distribution, score on majority
+    # probability: the vote distribution of every image with an emotion vote (Barsoum et al.), scored on majority;
+    # probability-majority: the vote distribution of the majority set's images only, so it differs from majority
+    # in the loss alone, not in the images
+    label_modes = ("majority", "argmax", "probability", "probability-majority")
+    training_only_modes = ("probability", "probability-majority")
 
     def fingerprint(self) -> list:
         folders = [self.root / folder for folder in SPLIT_FOLDERS.values()]
@@ -73,12 +77,12 @@ class FerPlus(Adapter):
     def build_split(self, folder: Path, rows: list[tuple[str, np.ndarray]], split_name: str) -> Split:
         names, labels, soft = [], [], []
         for file_name, votes in rows:
-            label = majority_label(votes) if self.label_mode == "majority" else argmax_label(votes)
+            label = majority_label(votes) if self.label_mode in MAJORITY_IMAGES else argmax_label(votes)
             if label is None:
                 continue
             names.append(file_name)
             labels.append(label)
-            if self.label_mode == "probability":
+            if self.label_mode.startswith("probability"):
                 soft.append(vote_distribution(votes))
         if not names:
             raise DataError(f"split {split_name!r} has no images with label mode {self.label_mode!r}", folder)

@@ -57,6 +57,7 @@ class BenchSection:
     score: bool = True  # score every artifact on the test split during the benchmark
     peak: bool = False  # also measure the host's peak MAC rate (the report's MAC share column)
     time_failed_check: bool = False  # also time artifacts that failed their parity check (latency-only pipelines)
+    artifacts: list = field(default_factory=list)  # files benched beside the pipeline's own exports (committed ones)
 
 
 @dataclass
@@ -131,6 +132,14 @@ def check_paths(config: PipelineConfig, here: Path) -> None:
                 raise UserError(f"{key}: {name!r} must be {kind} inside {here}")
 
 
+def check_bench_artifacts(artifacts: list) -> None:
+    from edge_fer.formats import format_of_name
+
+    for name in artifacts:
+        if not isinstance(name, str) or not Path(name).is_file() or format_of_name(Path(name).name) is None:
+            raise UserError(f"bench.artifacts: {name!r} is not an exported file; list .tflite, .onnx or .engine files")
+
+
 def validate(config: PipelineConfig, base: Path) -> None:
     """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target, paths."""
     from edge_fer.data import get_adapter
@@ -155,6 +164,7 @@ def validate(config: PipelineConfig, base: Path) -> None:
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
     check_recipe(config.train)
     parse_formats(config.export.formats)
+    check_bench_artifacts(config.bench.artifacts)
     load_target(config.bench.target)
     if config.export.target:
         load_target(config.export.target)

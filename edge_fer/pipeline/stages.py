@@ -113,6 +113,8 @@ def stage_export(run: RunContext, stage_dir: Path) -> dict:
 
 
 def exported_artifacts(run: RunContext, also_failed_check: bool = False) -> list[Path]:
+    if "export" not in run.config.stages:
+        return []
     report = json.loads((run.stage_dir("export") / "export.json").read_text())
     wanted = (PASSED, FAILED_CHECK) if also_failed_check else (PASSED,)
     return [Path(r["path"]) for r in report["results"] if r["status"] in wanted and r.get("path")]
@@ -197,17 +199,28 @@ def peak_rows(target: str, settings) -> list[dict]:
 
 
 def stage_bench(run: RunContext, stage_dir: Path) -> dict:
-    from edge_fer.bench.peak import PEAK_VARIANT
     from edge_fer.bench.runner import bench
 
     section, settings = run.config.bench, bench_settings(run)
-    rows = bench(exported_artifacts(run, section.time_failed_check), section.target, settings,
+    rows = bench(exported_artifacts(run, section.time_failed_check) + [Path(name) for name in section.artifacts],
+                 section.target, settings,
                  scoring_spec(run) if section.score else None)
     if section.peak:
         rows += peak_rows(section.target, settings)
     atomic.write_json(stage_dir / "bench.json", rows)
-    return {"summary": {(f"peak {r['format']}" if r.get("variant") == PEAK_VARIANT else r["format"]):
-                        {"status": r["status"], "p50_ms": r.get("p50_ms"), "accuracy": r.get("accuracy")} for r in rows}}
+    return {"summary": {bench_name(r, rows): {"status": r["status"], "p50_ms": r.get("p50_ms"),
+                                             "accuracy": r.get("accuracy")} for r in rows}}
+
+
+def bench_name(row: dict, rows: list[dict]) -> str:
+    """A row's name in the stage summary: its format, or folder:format where files of several folders were benched."""
+    from edge_fer.artifacts import run_of
+    from edge_fer.bench.peak import PEAK_VARIANT
+
+    if row.get("variant") == PEAK_VARIANT:
+        return f"peak {row['format']}"
+    folders = {run_of(r["artifact"]) for r in rows if r.get("variant") != PEAK_VARIANT}
+    return f"{run_of(row['artifact'])}:{row['format']}" if len(folders) > 1 else row["format"]
 
 
 def mean_std(values: list[float]) -> dict:

@@ -229,7 +229,7 @@ def run_qat(config) -> dict:
     qat_model = make_qat_model(float_model, config.symmetric) if config.fake_quant else float_model
     if config.freeze_batchnorm:
         freeze_batchnorm(qat_model)
-    soft = dataset.label_mode == "probability"
+    soft = train.soft_labels is not None
     loss = keras.losses.CategoricalCrossentropy() if soft else keras.losses.SparseCategoricalCrossentropy()
     qat_model.compile(keras.optimizers.Adam(config.learning_rate, global_clipnorm=1.0), loss=loss, metrics=["accuracy"])
     steps = config.steps_per_epoch or int(np.ceil(len(train) / config.batch_size))

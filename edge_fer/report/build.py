@@ -8,11 +8,22 @@ import re
 from pathlib import Path
 
 from edge_fer import atomic
+from edge_fer.artifacts import run_of
 from edge_fer.bench import store
 from edge_fer.bench.peak import PEAK_VARIANT, peak_rates
 from edge_fer.errors import UserError
 from edge_fer.report.plots import pareto_front, plot_accuracy_latency, plot_confusion
-from edge_fer.report.tables import ESTIMATE_NOTE, dataset_note, host_note, markdown_table, peak_note, split_tables, table_rows
+from edge_fer.report.tables import (
+    ESTIMATE_NOTE,
+    PAIRED_COLUMNS,
+    dataset_note,
+    host_note,
+    markdown_table,
+    paired_rows,
+    peak_note,
+    split_tables,
+    table_rows,
+)
 
 LEDGER = ".edge_fer-report.json"  # in the report folder: every file a report wrote there, with its SHA-256
 
@@ -96,12 +107,6 @@ def run_history(rows: list[dict]) -> list[list]:
     return [[run_id, run["created"], run["target"], kind(run), run["rows"]] for run_id, run in runs.items()]
 
 
-def run_of(artifact: str) -> str:
-    """runs/<run>/export/<file> -> <run>; a file anywhere else -> its folder's name."""
-    folder = Path(artifact).parent
-    return folder.parent.name if folder.name == "export" else folder.name
-
-
 def label_by_run(rows: list[dict]) -> list[dict]:
     """Rows from several run folders (a sweep) are labelled run:format, so the table and plot tell them apart."""
     runs = {run_of(row["artifact"]) for row in rows}
@@ -129,7 +134,8 @@ def target_section(target: str, target_rows: list[dict], out: Path, rates: dict,
     plotted = plot_accuracy_latency(target_rows, target, ledger.claim(out / plot), synthetic, references)
     if plotted:
         ledger.record(out / plot)
-    return {"target": target, "rows": table_rows(target_rows, target, rates), "plot": plot if plotted else None,
+    return {"target": target, "rows": table_rows(target_rows, target, rates), "paired": paired_rows(target_rows),
+            "plot": plot if plotted else None,
             "confusions": confusions, "datasets": sorted({r["dataset"] for r in target_rows if r.get("dataset")}),
             "synthetic": synthetic, "versions": (target_rows[-1].get("versions") or {}).get("host"),
             "host_note": " ".join(filter(None, [host_note(target_rows), peak_note(target, rates)]))}
@@ -163,12 +169,20 @@ def render_markdown(sections: list[dict], history: list[list], commands: list[st
         accuracy, speed = split_tables(rows)
         return {"target": section["target"], "note": dataset_note(section), "host_note": section.get("host_note", ""),
                 "accuracy_table": markdown_table(*accuracy), "speed_table": markdown_table(*speed), "images": images,
-                "failures": failures, "software": software if section["versions"] else ""}
+                "failures": failures, "software": software if section["versions"] else "",
+                "paired": paired_view(section.get("paired"))}
 
     template = template_environment(autoescape=False).get_template("report.md.j2")
     text = template.render(commands=commands, extras=extras, sections=[view(s) for s in sections],
                            estimate_note=ESTIMATE_NOTE, history=markdown_table(["run", "time (UTC)", "target", "measured", "rows"], history))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip() + "\n"
+
+
+def paired_view(paired: dict | None) -> dict | None:
+    if not paired:
+        return None
+    split = "validation" if paired["chosen_on"] == "valid" else "TEST (no validation scores)"
+    return {"leader": paired["leader"], "split": split, "table": markdown_table(PAIRED_COLUMNS, paired["rows"])}
 
 
 def render_html(markdown: str, title: str) -> str:

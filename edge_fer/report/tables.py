@@ -10,7 +10,7 @@ from edge_fer.targets import load_target
 
 ACCURACY_COLUMNS = ["format", "precision", "size MB", "valid accuracy", "test accuracy", "95% interval", "macro-F1",
                     "agreement"]
-SPEED_COLUMNS = ["p50 ms", "p90 ms", "round p50s ms", "images/s", "mJ/image", "timed by", "other load", "MAC share",
+SPEED_COLUMNS = ["bench run", "p50 ms", "p90 ms", "round p50s ms", "images/s", "mJ/image", "timed by", "other load", "MAC share",
                  "roofline est. ms"]
 COLUMNS = ACCURACY_COLUMNS + SPEED_COLUMNS  # one row per artifact; the report shows it as two tables
 
@@ -94,9 +94,10 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
     def fixed(value, digits):  # one format per column: 1.20 and 1.28, not 1.2 and 1.28
         return None if value is None else f"{float(value):.{digits}f}"
 
+    several_runs = len({row.get("run_id") for row in rows}) > 1  # timings compare only within one run: say which
     return [[row.get("label") or row["format"], precision_cell(row), fixed(row["size_bytes"] / 1e6, 2) if row.get("size_bytes") else None,
              *accuracy_cells(row), fixed(row.get("macro_f1"), 4), fixed(row.get("agreement"), 3),
-             number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
+             f"{row.get('run_id')} ({str(row.get('created'))[:10]})" if several_runs else None, number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
              energy_cell(row), timed_by_cell(row), load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == PASSED else
             [row.get("label") or row["format"], precision_cell(row), *[None] * (len(COLUMNS) - 3), f"failed: {row.get('reason')}"]
@@ -134,9 +135,10 @@ def host_note(rows: list[dict]) -> str:
     hosts = [host_of(row) for row in rows if row.get("status") == PASSED and host_of(row)]
     if not hosts:
         return ""
-    machines = sorted({f"{h['cpu']} ({h['logical_cpus']} logical CPUs), {h['threads'] or 'default'} threads" for h in hosts})
+    machines = sorted({f"{h['cpu']} ({h['logical_cpus']} logical CPUs), {h['threads'] or 'default'} threads"
+                       + (f", governor {h['governor']}" if h.get("governor") else "") for h in hosts})
     busy = sum(1 for h in hosts if h.get("busy"))
-    note = f"Latency measured on {'; '.join(machines)}. *other load*: cores other processes kept busy during the timing."
+    note = f"Latency measured on {'; '.join(machines)}. *other load*: cores other processes kept busy during the timing (the most of its rounds; BUSY if any round was)."
     if busy:
         note += (f" **{busy} of {len(hosts)} rows were timed on a BUSY host** (other load above "
                  f"{BUSY_CORES} cores): their latencies are upper bounds; rerun the bench on a quiet machine.")
@@ -157,3 +159,24 @@ def dataset_note(section: dict) -> str:
 
 ESTIMATE_NOTE = ("*roofline est. ms* is an ESTIMATE from the target's published peak (see targets/*.toml), not a "
                  "measurement: max(2·MACs / peak ops, artifact bytes / peak bandwidth).")
+
+
+PAIRED_COLUMNS = ["against", "valid diff", "valid p", "test diff", "test p", "on test"]
+
+
+def paired_rows(rows: list[dict], most: int = 6) -> dict | None:
+    """The most accurate artifact (on validation where every row has it) against the next `most`, each pair
+    tested on the same images by McNemar's exact test: whether a lead is more than noise. None with one row or
+    without per-image records."""
+    from edge_fer.bench.pick import chosen_on, paired, paired_verdict, ranked
+
+    timed = [row for row in rows if row.get("status") == PASSED and row.get("p50_ms") and row.get("accuracy") is not None]
+    split = chosen_on(timed)
+    order = ranked(timed, split)
+    if len(order) < 2 or paired(order[0], order[1], "test") is None:
+        return None
+    cells = lambda test: [None, None] if test is None else [f"{test['difference']:+.4f}", f"{test['p']:.3g}"]  # noqa: E731
+    table = [[row.get("label") or row["format"], *cells(paired(order[0], row, "valid")),
+              *cells(paired(order[0], row, "test")), paired_verdict(paired(order[0], row, "test"))]
+             for row in order[1:most + 1]]
+    return {"leader": order[0].get("label") or order[0]["format"], "chosen_on": split, "rows": table}

@@ -119,6 +119,6 @@ def check_recipe(train: TrainSection) -> None:
 
 
 def check_label_drawing(draw_labels: bool, label_mode: str | None) -> None:
-    if draw_labels and label_mode != "probability":
+    if draw_labels and not (label_mode or "").startswith("probability"):
         raise UserError(f"train.draw_labels draws from vote distributions: set data.label_mode = \"probability\" "
                         f"(it is {label_mode or 'the dataset default'})")

@@ -244,7 +244,7 @@ def train(config: TrainConfig) -> dict:
     started = time.perf_counter()
     dataset = load_dataset(config.data.dataset, config.data.root, label_mode=config.data.label_mode, **config.data.options)
     train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
-    soft = dataset.label_mode == "probability"
+    soft = train_split.soft_labels is not None
     recipe = config.train
     # label smoothing and mixup need a label per class: hard labels become one-hot rows
     one_hot = len(dataset.classes) if not soft and (recipe.label_smoothing > 0 or recipe.mixup > 0) else 0

@@ -109,3 +109,48 @@ def test_rows_without_validation_scores_are_chosen_on_test_and_say_so(tmp_path, 
     assert (chosen["format"], chosen["chosen_on"]) == ("tflite-int8", "test")
     assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1"]) == 0
     assert "chosen on TEST accuracy" in capsys.readouterr().out
+
+
+def with_bits(row, valid_correct):
+    """A row whose validation record says which of the images it got right."""
+    import numpy as np
+
+    from edge_fer.evaluate import pack_correct
+
+    correct = np.asarray(valid_correct, bool)
+    row["metrics"]["scores_valid"] = {"accuracy": float(correct.mean()), "count": len(correct),
+                                      "correct_bits": pack_correct(correct)}
+    return row
+
+
+@pytest.mark.parametrize("margin,verdict", [(40, "better (p < 0.05)"), (3, "within noise")])
+def test_the_choice_is_tested_against_the_runner_up_on_the_same_images(tmp_path, capsys, margin, verdict):
+    """The runner-up gets the same 300 images right except `margin` more that only the choice gets: 40 of 300 is
+    more than chance, 3 is not, and the line says which (with McNemar's counts and p)."""
+    base = [True] * 200 + [False] * 100
+    better = [True] * (200 + margin) + [False] * (100 - margin)
+    path = tmp_path / "results.sqlite"
+    store.insert(path, [with_bits(scored("tflite-int8-qat", 0.8, 0.0, 0.4), better),
+                        with_bits(scored("tflite-int8", 0.8, 0.0, 0.3), base)])
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1", "--json"]) == 0
+    second = json.loads(capsys.readouterr().out)["runner_up"]
+    assert second["format"] == "tflite-int8" and second["mcnemar"]["only_a"] == margin
+    assert second["mcnemar"]["only_b"] == 0 and second["verdict"] == verdict
+    assert main(["pick", "--store", str(path), "--target", "host-cpu", "--max-p50-ms", "1"]) == 0
+    line = capsys.readouterr().out
+    assert f"{margin} images only the choice got right, 0 only the runner-up" in line and verdict in line
+
+
+def test_mcnemar_counts_only_the_images_the_two_disagree_on():
+    import numpy as np
+
+    from edge_fer.evaluate import mcnemar, pack_correct, unpack_correct
+
+    a = np.array([1, 1, 1, 0, 0, 1, 0, 1, 1, 1], bool)
+    b = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 1], bool)
+    test = mcnemar(a, b)
+    assert (test["only_a"], test["only_b"]) == (2, 1) and test["p"] == pytest.approx(1.0)  # binomial(2 of 3): 1.0
+    assert mcnemar(np.ones(30, bool), np.r_[np.ones(10), np.zeros(20)].astype(bool))["p"] < 1e-5
+    assert (unpack_correct(pack_correct(a), 10) == a).all()
+    with pytest.raises(ValueError):
+        unpack_correct(pack_correct(np.ones(16, bool)), 10)  # set bits past the count: not this image set

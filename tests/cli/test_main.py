@@ -29,7 +29,7 @@ def test_data_list_json(capsys):
     code, out, _ = run_cli(capsys, "data", "list", "--json")
     assert code == 0
     names = {row["name"]: row for row in json.loads(out)}
-    assert names["ferplus"]["label_modes"] == ["majority", "argmax", "probability"]
+    assert names["ferplus"]["label_modes"] == ["majority", "argmax", "probability", "probability-majority"]
     assert names["synthetic"]["synthetic"] is True
 
 

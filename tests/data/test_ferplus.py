@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge_fer.data import load_dataset
+from edge_fer.data import get_adapter, load_dataset
 from edge_fer.data.ferplus import EMOTIONS, argmax_label, majority_label, vote_distribution
 from tests.helpers import FERPLUS_ROOT, write_png
 
@@ -68,6 +68,14 @@ def test_small_fixture_in_every_label_mode(tmp_path):
     soft = probability.splits["test"].soft_labels
     np.testing.assert_allclose(soft[0], [0, 0, 0, 0.7, 0.3, 0, 0, 0], atol=1e-6)
     assert probability.classes == EMOTIONS
+    assert len(probability.splits["train"]) == 3  # every image with an emotion vote
+
+    # the vote distributions of the majority set's images: majority's images, the probability loss
+    same_images = load_dataset("ferplus", root, label_mode="probability-majority")
+    assert {k: len(v) for k, v in same_images.splits.items()} == {"train": 2, "valid": 1, "test": 1}
+    assert same_images.splits["train"].labels.tolist() == majority.splits["train"].labels.tolist()
+    np.testing.assert_allclose(same_images.splits["train"].soft_labels[0], [0, 1, 0, 0, 0, 0, 0, 0], atol=1e-6)
+    assert get_adapter("ferplus").scoring_mode("probability-majority") == "majority"
 
 
 def test_resize_on_decode(tmp_path):

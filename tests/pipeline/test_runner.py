@@ -97,6 +97,15 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     baselines = report[report.index("## Baselines"):]
     assert "| tiny: keras |" in baselines and "| tiny-base: keras |" in baselines and "(mobilenet_v1)" in baselines
 
+    # files made elsewhere (committed ones), benched and reported with no training: one bench run, its own store
+    capsys.readouterr()
+    files = sorted(str(path) for path in (runs / "export").glob("model-*.tflite"))
+    assert main(["run", str(pipeline), "--set", "name=tiny-files", "--set", 'stages=["bench","report"]',
+                 "--set", f"bench.artifacts={json.dumps(files)}", "--json"]) == 0
+    assert [s["stage"] for s in json.loads(capsys.readouterr().out)] == ["bench", "report"]
+    report = (tmp_path / "runs" / "tiny-files" / "report" / "report.md").read_text()
+    assert "tflite-fp32" in report and "onnx-fp32" not in report
+
     # a results store replaced by other bytes is noticed, not skipped over; a manifest that is not one is one line
     store_bytes = (runs / "results.sqlite").read_bytes()
     (runs / "results.sqlite").write_bytes(os.urandom(4096))
@@ -123,6 +132,7 @@ PATHS = pytest.mark.hostile("paths")
     (('dataset = "synthetic"', 'dataset = "ferplus"\nroot = "/nowhere/ferplus"'), "dataset root does not exist"),
     (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
     (("batch_size = 8", "batch_size = 8\ndraw_labels = true"), 'train.draw_labels draws from vote distributions: set data.label_mode = "probability"'),
+    (('[bench]', '[bench]\nartifacts = ["nowhere/model.tflite"]'), "bench.artifacts: 'nowhere/model.tflite' is not an exported file"),
     pytest.param(('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name", marks=PATHS),
     pytest.param(('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves", marks=PATHS),
     pytest.param(('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside", marks=PATHS),
@@ -195,7 +205,8 @@ def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path, capsys):
     assert main(["run", str(pipeline), "--only", "data"]) == 0  # a killed holder leaves no lock behind
 
 
-@pytest.mark.parametrize("section, key, changed", [("bench", "rounds", 10), ("train", "draw_labels", True)])
+@pytest.mark.parametrize("section, key, changed", [("bench", "rounds", 10), ("train", "draw_labels", True),
+                                                   ("bench", "artifacts", ["x.tflite"])])
 def test_a_setting_added_later_keeps_older_runs_cached_at_its_default(section, key, changed):
     """bench.rounds and train.draw_labels came after the FERPlus runs: at their defaults a stage's settings hash
     is the one those runs were made with; any other value is a new run."""

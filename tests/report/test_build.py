@@ -146,3 +146,49 @@ def test_names_that_look_like_tex_are_drawn_as_plain_text(tmp_path):
     store.insert(results, rows)
     report = build_report(results, tmp_path / "out")
     assert report["sections"][0]["plot"] and "$x^{$:tflite-fp32" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_the_report_tests_the_leaders_margin_on_the_same_images(tmp_path):
+    """The leader (most accurate on validation) against the others, McNemar on each split: 30 more right of 200
+    is more than chance, 2 more is noise; without per-image records there is no such table."""
+    import numpy as np
+
+    from edge_fer.evaluate import pack_correct
+
+    def scored(fmt, extra_right, p50):
+        row = stored_row(fmt, "int8", 0.0, p50)
+        for key in ("scores", "scores_valid"):
+            correct = np.arange(200) < 120 + extra_right
+            right = int(correct.sum())
+            row["metrics"][key] = {"accuracy": right / 200, "count": 200, "correct_bits": pack_correct(correct),
+                                   "classes": ["a", "b"], "confusion": [[right, 200 - right], [0, 0]]}
+        row["accuracy"] = row["metrics"]["scores"]["accuracy"]
+        return row
+
+    results = tmp_path / "results.sqlite"
+    store.insert(results, [scored("tflite-int8", 30, 0.3), scored("tflite-int8-qat", 28, 0.4), scored("tflite-fp32", 0, 0.5)])
+    markdown = (tmp_path / "out" / "report.md")
+    build_report(results, tmp_path / "out")
+    text = markdown.read_text()
+    lines = text[text.index("Is the lead more than noise?"):].splitlines()
+    assert any("`tflite-int8` (the most accurate on validation) against the next" in line for line in lines)
+    assert next(line for line in lines if line.startswith("| tflite-int8-qat |")).endswith("| within noise |")
+    assert next(line for line in lines if line.startswith("| tflite-fp32 |")).endswith("| better (p < 0.05) |")
+
+    store.insert(results := tmp_path / "plain.sqlite", [stored_row("tflite-int8", "int8", 0.9, 0.3),
+                                                        stored_row("tflite-fp32", "fp32", 0.8, 0.5)])
+    build_report(results, tmp_path / "plain")
+    assert "McNemar" not in (tmp_path / "plain" / "report.md").read_text()
+
+
+def test_rows_of_several_bench_runs_say_which_run_timed_them(tmp_path):
+    results = tmp_path / "results.sqlite"
+    store.insert(results, [stored_row("tflite-fp32", "fp32", 0.90, 0.51), stored_row("tflite-int8", "int8", 0.91, 0.30)])
+    build_report(results, tmp_path / "one")
+    assert "bench run" not in (tmp_path / "one" / "report.md").read_text()  # one run: nothing to tell apart
+    later = {**stored_row("onnx-fp32", "fp32", 0.90, 0.7), "run_id": "r2", "created": "2026-12-01T00:00:00+00:00"}
+    store.insert(results, [later])
+    build_report(results, tmp_path / "two")
+    speed = (tmp_path / "two" / "report.md").read_text().split("Speed (batch 1")[1]
+    assert "| bench run |" in speed and "| onnx-fp32 | r2 (2026-12-01) |" in speed
+    assert "| tflite-int8 | r1 (2026-11-28) |" in speed

@@ -1,0 +1,98 @@
+"""How good a teacher the committed FERPlus models make together: each model alone, the mean of all their
+probabilities, and the subset chosen greedily on the validation split, each on the majority validation and test
+sets with its 95% interval. A distilled student rarely passes its teacher, so this bounds what distillation from
+these models can give.
+
+    python benchmarks/ensemble_teacher.py --root ../shared/datasets/ferplus --model benchmarks/ferplus/vote \
+        --model benchmarks/ferplus/vote-104-ft ... --out benchmarks/ferplus/ensemble
+
+Writes OUT.json and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_fer import atomic  # noqa: E402
+from edge_fer.compare import run_batches  # noqa: E402
+from edge_fer.data import load_dataset  # noqa: E402
+from edge_fer.data.preprocess import to_model_input  # noqa: E402
+from edge_fer.evaluate import wilson_interval  # noqa: E402
+from edge_fer.runtimes import runtime_for  # noqa: E402
+
+SPLITS = ("valid", "test")
+
+
+def probabilities_of(model: str, dataset) -> dict:
+    with runtime_for(model) as runner:
+        size = runner.input_spec.height
+        return {split: run_batches(runner, to_model_input(dataset.splits[split].images, size), 64) for split in SPLITS}
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
+
+
+def scored(name: str, members: list[str], outputs: dict, labels: dict) -> dict:
+    row = {"name": name, "members": members}
+    for split in SPLITS:
+        mean = np.mean([outputs[m][split] for m in members], axis=0)
+        row[split] = accuracy(mean, labels[split])
+        row[f"{split}_interval_95"] = wilson_interval(row[split], len(labels[split]))
+    return row
+
+
+def greedy_on_valid(outputs: dict, labels: dict) -> list[str]:
+    """Add the model that raises the validation accuracy most, until none does (chosen without the test set)."""
+    chosen, best = [], -1.0
+    while True:
+        trials = [(scored("", chosen + [m], outputs, labels)["valid"], m) for m in outputs if m not in chosen]
+        if not trials:
+            return chosen
+        value, model = max(trials)
+        if value <= best:
+            return chosen
+        chosen, best = chosen + [model], value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="../shared/datasets/ferplus")
+    parser.add_argument("--model", action="append", required=True, help="a saved model folder or file; repeat it")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+    missing = [m for m in args.model if not Path(m).exists()]
+    if missing:
+        raise SystemExit(f"error: model does not exist: {', '.join(missing)}")
+    dataset = load_dataset("ferplus", args.root, label_mode="majority")
+    labels = {split: dataset.splits[split].labels for split in SPLITS}
+    outputs = {model: probabilities_of(model, dataset) for model in args.model}
+    rows = [scored(model, [model], outputs, labels) for model in args.model]
+    rows.append(scored("mean of all", list(args.model), outputs, labels))
+    greedy = greedy_on_valid(outputs, labels)
+    rows.append(scored("greedy on valid", greedy, outputs, labels))
+    result = {"dataset": "FERPlus majority", "counts": {s: int(len(labels[s])) for s in SPLITS}, "rows": rows}
+    atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
+    models = " ".join(f"--model {m}" for m in args.model)
+    lines = [f"Ensembles of committed FERPlus models (mean of probabilities), FERPlus majority validation "
+             f"({len(labels['valid'])}) and test ({len(labels['test'])}) sets, 95% Wilson intervals. Produced by:", "",
+             f"    python benchmarks/ensemble_teacher.py --root {args.root} {models} --out {args.out}", "",
+             "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
+    for row in rows:
+        name = row["name"] if len(row["members"]) == 1 else f"{row['name']}: {', '.join(Path(m).name for m in row['members'])}"
+        lines.append(f"| {name} | {row['valid']:.4f} | {row['valid_interval_95'][0]:.3f}-{row['valid_interval_95'][1]:.3f} | "
+                     f"{row['test']:.4f} | {row['test_interval_95'][0]:.3f}-{row['test_interval_95'][1]:.3f} |")
+    atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Debugging tools: where a quantized file loses accuracy (precision)."""
