@@ -24,7 +24,26 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "confusion": confusion.tolist(),
         "classes": list(classes),
         "correct_bits": pack_correct(predicted == labels),
+        "ece": expected_calibration_error(labels, probabilities),
     }
+
+
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float | None:
+    """How far the top probability is from the accuracy it claims (Guo et al. 2017): the images binned by their top
+    probability, each bin's |accuracy - mean confidence| weighted by its share of the images."""
+    if not len(labels):
+        return None
+    confidence = np.max(probabilities, axis=1)
+    correct = np.argmax(probabilities, axis=1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gaps = [abs(correct[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+            for b in range(bins) if np.any(which == b)]
+    return float(np.sum(gaps))
+
+
+def flip_rate(reference: np.ndarray, probabilities: np.ndarray) -> float:
+    """The share of images whose top class differs from the reference model's (quantization's prediction flips)."""
+    return float(np.mean(np.argmax(reference, axis=1) != np.argmax(probabilities, axis=1)))
 
 
 def pack_correct(correct: np.ndarray) -> str:

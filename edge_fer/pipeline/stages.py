@@ -124,7 +124,7 @@ def stage_evaluate(run: RunContext, stage_dir: Path) -> dict:
     """Accuracy of the float model and of every passed artifact, on the test split, for each label mode."""
     from edge_fer.compare import run_batches
     from edge_fer.data.preprocess import to_model_input
-    from edge_fer.evaluate import classification_metrics
+    from edge_fer.evaluate import classification_metrics, flip_rate
     from edge_fer.runtimes import runtime_for
 
     section = run.config.evaluate
@@ -145,7 +145,8 @@ def stage_evaluate(run: RunContext, stage_dir: Path) -> dict:
             with runtime_for(artifact, threads=section.threads) as runner:
                 probabilities[name] = run_batches(runner, to_model_input(split.images, runner.input_spec.height), 64)
         results[dataset.label_mode or "default"] = {
-            name: classification_metrics(split.labels, probs, dataset.classes) for name, probs in probabilities.items()}
+            name: {**classification_metrics(split.labels, probs, dataset.classes),
+                   "flip_rate": flip_rate(probabilities["keras"], probs)} for name, probs in probabilities.items()}
     atomic.write_json(stage_dir / "evaluate.json", results)
     first = results[next(iter(results))]
     rows = [[name, m["accuracy"], m["macro_f1"], min((v for v in m["per_class_accuracy"].values() if v is not None), default=None)]

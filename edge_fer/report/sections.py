@@ -9,7 +9,7 @@ from typing import Callable
 
 from edge_fer import atomic, ui
 from edge_fer.errors import UserError
-from edge_fer.report.tables import interval_cell, markdown_table
+from edge_fer.report.tables import interval_cell, markdown_table, visible
 
 
 def training_lines(train_dir: Path) -> list[str] | None:
@@ -76,9 +76,14 @@ def distillation_line(distillation: dict, test_metrics: dict | None) -> str:
             f"{measured}{student}")
 
 
+def fixed(value: float | None, digits: int) -> str | None:
+    return None if value is None else f"{value:.{digits}f}"
+
+
 def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
-    """Per label mode, two Markdown tables: each model's count, accuracy (with its 95% interval) and macro-F1, then
-    its accuracy per class. `results` maps a run name to that run's evaluate.json."""
+    """Per label mode, two Markdown tables: each model's count, accuracy (with its 95% interval), macro-F1, expected
+    calibration error and the share of images whose prediction differs from the float Keras model's, then its
+    accuracy per class. `results` maps a run name to that run's evaluate.json (older ones lack the last two)."""
     parts = []
     modes = list(dict.fromkeys(mode for evaluated in results.values() for mode in evaluated))
     for mode in modes:
@@ -87,11 +92,13 @@ def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] 
             for name, m in evaluated.get(mode, {}).items():
                 classes = classes or m["classes"]
                 rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}",
-                             interval_cell(m["accuracy"], m["count"]), f"{m['macro_f1']:.4f}"])
+                             interval_cell(m["accuracy"], m["count"]), f"{m['macro_f1']:.4f}",
+                             fixed(m.get("ece"), 4), fixed(m.get("flip_rate"), 4)])
                 per_class.append([label(run, name), *("-" if m["per_class_accuracy"][c] is None
                                                       else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)])
         parts += [f"Label mode `{mode}`, split `{split}`:", "",
-                  markdown_table(["model", "images", "accuracy", "95% interval", "macro-F1"], rows), "",
+                  markdown_table(*visible(["model", "images", "accuracy", "95% interval", "macro-F1", "ECE",
+                                           "flips vs float"], rows)), "",
                   "Accuracy per class:", "", markdown_table(["model", *classes], per_class), ""]
     return parts
 

@@ -9,7 +9,7 @@ from edge_fer.status import PASSED
 from edge_fer.targets import load_target
 
 ACCURACY_COLUMNS = ["format", "precision", "size MB", "valid accuracy", "test accuracy", "95% interval", "macro-F1",
-                    "agreement"]
+                    "ECE", "agreement"]
 SPEED_COLUMNS = ["bench run", "p50 ms", "p90 ms", "round p50s ms", "images/s", "mJ/image", "timed by", "other load", "MAC share",
                  "roofline est. ms"]
 COLUMNS = ACCURACY_COLUMNS + SPEED_COLUMNS  # one row per artifact; the report shows it as two tables
@@ -96,7 +96,8 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
 
     several_runs = len({row.get("run_id") for row in rows}) > 1  # timings compare only within one run: say which
     return [[row.get("label") or row["format"], precision_cell(row), fixed(row["size_bytes"] / 1e6, 2) if row.get("size_bytes") else None,
-             *accuracy_cells(row), fixed(row.get("macro_f1"), 4), fixed(row.get("agreement"), 3),
+             *accuracy_cells(row), fixed(row.get("macro_f1"), 4),
+             fixed(((row.get("metrics") or {}).get("scores") or {}).get("ece"), 4), fixed(row.get("agreement"), 3),
              f"{row.get('run_id')} ({str(row.get('created'))[:10]})" if several_runs else None, number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
              energy_cell(row), timed_by_cell(row), load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == PASSED else

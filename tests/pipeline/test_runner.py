@@ -63,6 +63,9 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
         assert manifest["settings_hash"] and manifest["outputs"] and manifest["versions"]["python"]
     assert (runs / "report" / "report.md").is_file() and (runs / "results.sqlite").is_file()
     assert "tflite-fp32" in (runs / "report" / "report.md").read_text()
+    evaluated = next(iter(json.loads((runs / "evaluate" / "evaluate.json").read_text()).values()))
+    assert evaluated["keras"]["flip_rate"] == 0.0 and 0.0 <= evaluated["onnx-fp32"]["flip_rate"] <= 0.05
+    assert "| ECE | flips vs float |" in (runs / "report" / "report.md").read_text()
 
     started = time.perf_counter()
     assert main(["run", str(pipeline), "--json"]) == 0
