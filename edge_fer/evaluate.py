@@ -24,6 +24,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "confusion": confusion.tolist(),
         "classes": list(classes),
         "correct_bits": pack_correct(predicted == labels),
+        "predicted": pack_classes(predicted),
         "ece": expected_calibration_error(labels, probabilities),
     }
 
@@ -51,6 +52,22 @@ def pack_correct(correct: np.ndarray) -> str:
     import base64
 
     return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def pack_classes(predicted: np.ndarray) -> str:
+    """Each image's predicted class, one byte each (base64): two files' flips against each other, later."""
+    import base64
+
+    return base64.b64encode(np.asarray(predicted, dtype=np.uint8).tobytes()).decode("ascii")
+
+
+def unpack_classes(text: str, count: int) -> np.ndarray:
+    import base64
+
+    classes = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+    if len(classes) != count:
+        raise ValueError(f"predicted holds {len(classes)} images, not the {count} it claims")
+    return classes
 
 
 def unpack_correct(text: str, count: int) -> np.ndarray:

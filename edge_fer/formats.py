@@ -24,6 +24,7 @@ class ExportFormat:
     grey: bool = False  # one-channel input: made only from a grey dataset
     peak: str | None = None  # the `bench --peak` format whose MAC rate it is compared with (None: no host peak)
     shown_precision: str | None = None  # what tables call its precision, where "int8" alone would overstate it
+    on_request: bool = False  # made only when named (it needs settings 'cpu' and 'all' cannot guess)
 
     @property
     def file_name(self) -> str:
@@ -44,6 +45,9 @@ FORMATS: tuple[ExportFormat, ...] = (
     # The stem (first convolution) folded to one input channel and kept float: see converters.keras_to_tflite_float_stem
     ExportFormat("tflite-int8-grey", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8, grey=True,
                  peak="tflite-int8", shown_precision="int8, fp32 stem"),
+    # int8 with the layers named in export.keep_float left in fp32: see converters.keras_to_tflite_mixed
+    ExportFormat("tflite-mixed", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8,
+                 peak="tflite-int8", shown_precision="int8, chosen layers fp32", on_request=True),
     ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",),
@@ -76,7 +80,7 @@ def get_format(name: str) -> ExportFormat:
 def parse_formats(text: str) -> list[ExportFormat]:
     """'all', 'cpu', or a comma-separated list of names."""
     if text in ("all", "cpu"):
-        return [f for f in FORMATS if text == "all" or not f.needs_gpu]
+        return [f for f in FORMATS if (text == "all" or not f.needs_gpu) and not f.on_request]
     return [get_format(name.strip()) for name in text.split(",") if name.strip()]
 
 

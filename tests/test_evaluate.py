@@ -20,3 +20,14 @@ def test_flip_rate_counts_changed_top_classes_only():
     reference = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
     quantized = np.array([[0.8, 0.2], [0.4, 0.6], [0.1, 0.9], [0.55, 0.45]])  # two top classes changed
     assert flip_rate(reference, quantized) == 0.5 and flip_rate(reference, reference) == 0.0
+
+
+def test_predicted_classes_travel_with_the_metrics():
+    from edge_fer.evaluate import unpack_classes
+
+    labels = np.array([0, 1, 2, 1])
+    probabilities = np.eye(3)[[0, 2, 2, 1]]
+    metrics = classification_metrics(labels, probabilities, ["a", "b", "c"])
+    assert unpack_classes(metrics["predicted"], 4).tolist() == [0, 2, 2, 1]
+    with pytest.raises(ValueError):
+        unpack_classes(metrics["predicted"], 5)

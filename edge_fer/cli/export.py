@@ -23,6 +23,8 @@ def register(commands) -> None:
     export.add_argument("--parity-images", type=int, default=500, help="images each artifact is checked on (default 500)")
     export.add_argument("--threads", type=int, help="CPU threads of the parity runs")
     export.add_argument("--target", help="target profile for TensorRT builds (edge-fer targets list)")
+    export.add_argument("--keep-float", default="", metavar="LAYER,...",
+                        help="tflite-mixed: Keras layers left in fp32 (edge-fer debug precision ranks them)")
     add_dataset_flags(export, what="calibration and parity data (default: the model's own dataset)")
     add_json_flag(export)
     export.set_defaults(run=cmd_export)
@@ -63,7 +65,8 @@ def cmd_export(args) -> int:
     from edge_fer.export.exporter import ExportSettings, export
 
     settings = ExportSettings(formats=args.formats, calibration_images=args.calibration_images,
-                              parity_images=args.parity_images, threads=args.threads, target=args.target)
+                              parity_images=args.parity_images, threads=args.threads, target=args.target,
+                              keep_float=[name.strip() for name in args.keep_float.split(",") if name.strip()])
     results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_spec(args))
     if args.json:
         ui.print_json(results)

@@ -22,16 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from edge_fer.errors import UserError
+from edge_fer.models.names import layer_of_tensor as layer_key
 
 OUTPUT_KEY = "(output)"
-
-
-def layer_key(tensor_name: str) -> str | None:
-    """'patt_lite/quant_conv1_relu/Relu6;patt_lite/...' -> 'conv1_relu'; None for a name without a layer."""
-    parts = tensor_name.split(";")[0].split("/")
-    if len(parts) < 2 or not parts[1]:
-        return None
-    return parts[1].removeprefix("quant_").split(":")[0]
 
 
 @dataclass

@@ -43,6 +43,11 @@ def tflite_int8_grey(ctx) -> bytes:
     return converters.keras_to_tflite_float_stem(converters.keras_to_grey_keras(ctx.float_model), ctx.calibration[..., :1])
 
 
+@builds("tflite-mixed")
+def tflite_mixed(ctx) -> bytes:
+    return converters.keras_to_tflite_mixed(ctx.float_model, ctx.calibration, list(ctx.settings.keep_float))
+
+
 @builds("onnx-fp32")
 def onnx_fp32(ctx) -> bytes:
     return ctx.onnx_fp32.SerializeToString()

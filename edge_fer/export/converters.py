@@ -8,6 +8,8 @@ from typing import Iterable
 
 import numpy as np
 
+from edge_fer.errors import UserError
+
 INPUT_NAME = "pixels"
 DEFAULT_OPSET = 17
 
@@ -96,6 +98,38 @@ def keras_to_tflite_float_stem(model, calibration: np.ndarray) -> bytes:
     calibrated = converter.convert()
     return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
                                         denylisted_nodes=[first_conv_output(calibrated)])
+
+
+def keras_to_tflite_mixed(model, calibration: np.ndarray, keep_float: list[str]) -> bytes:
+    """Full-integer int8 except the ops of the Keras layers named in `keep_float`, which stay float (a Quantize or
+    Dequantize op at each boundary), with float input and output: the float stem's path, with other layers."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    calibrate_on(converter, calibration)
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's path; no public option)
+    calibrated = converter.convert()
+    return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
+                                        denylisted_nodes=layer_outputs(calibrated, keep_float))
+
+
+def layer_outputs(tflite_model: bytes, layers: list[str]) -> list[str]:
+    """The output tensor names of every op the named Keras layers became; an unknown name is an error that lists
+    the layers the file has."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from edge_fer.models.names import layer_of_tensor
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model)).subgraphs[0]
+    names = [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
+    found = {layer: [name for name in names if layer_of_tensor(name) == layer] for layer in layers}
+    missing = [layer for layer, outputs in found.items() if not outputs]
+    if missing:
+        known = ", ".join(dict.fromkeys(filter(None, map(layer_of_tensor, names))))
+        raise UserError(f"export.keep_float: no layer {', '.join(map(repr, missing))} in this model; its layers: {known}")
+    return [name for outputs in found.values() for name in outputs]
 
 
 def first_conv_output(tflite_model: bytes) -> str:

@@ -39,6 +39,7 @@ class ExportSettings:
     target: str | None = None  # TensorRT builds read their settings from this target profile
     seed: int = 0
     floors: dict = field(default_factory=lambda: dict(PARITY_FLOORS))
+    keep_float: list = field(default_factory=list)  # tflite-mixed: Keras layers left in fp32
 
 
 class ExportContext:
@@ -158,6 +159,7 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
         "pretrained": meta.get("pretrained"), "dataset": meta.get("dataset"),
         "source": export_format.source, "source_model": str(source_file), "source_model_sha256": file_sha256(source_file),
         "calibration_images": ctx.settings.calibration_images if export_format.calibrated else None,
+        **({"keep_float": list(ctx.settings.keep_float)} if export_format.on_request else {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": software_versions(),
     }
 
@@ -228,6 +230,9 @@ def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat
 
     formats = parse_formats(settings.formats)
     check_settings(settings)  # before any file is written
+    if any(f.name == "tflite-mixed" for f in formats) and not settings.keep_float:
+        raise UserError("tflite-mixed keeps the layers in export.keep_float in fp32: name them (--keep-float A,B; "
+                        "edge-fer debug precision ranks the layers int8 hurts most)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)

@@ -34,6 +34,7 @@ class ExportSection:
     parity_images: int = 500
     target: str | None = None
     threads: int | None = None
+    keep_float: list = field(default_factory=list)  # tflite-mixed: the Keras layers left in fp32
 
 
 @dataclass
@@ -163,7 +164,9 @@ def validate(config: PipelineConfig, base: Path) -> None:
     MODELS.get(config.model.variant)
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
     check_recipe(config.train)
-    parse_formats(config.export.formats)
+    if any(f.name == "tflite-mixed" for f in parse_formats(config.export.formats)) and not config.export.keep_float:
+        raise UserError("export.formats has tflite-mixed: set export.keep_float = [\"layer\", ...] (the Keras layers "
+                        "left in fp32; edge-fer debug precision ranks them)")
     check_bench_artifacts(config.bench.artifacts)
     load_target(config.bench.target)
     if config.export.target:

@@ -101,7 +101,7 @@ def stage_export(run: RunContext, stage_dir: Path) -> dict:
     section = run.config.export
     settings = ExportSettings(formats=section.formats, calibration_images=section.calibration_images,
                               parity_images=section.parity_images, target=section.target, threads=section.threads,
-                              seed=run.config.train.seed)
+                              seed=run.config.train.seed, keep_float=list(section.keep_float))
     qat_dir = run.stage_dir("qat") if "qat" in run.config.stages else None
     results = export(run.stage_dir("train"), stage_dir, settings, qat_dir=qat_dir)
     statuses = {r["format"]: r["status"] for r in results}

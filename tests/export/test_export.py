@@ -14,7 +14,7 @@ from edge_fer.export.exporter import ExportSettings, export
 from edge_fer.formats import export_formats, get_format, parse_formats
 from edge_fer.runtimes import runtime_for
 
-CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu]
+CPU_FORMATS = [f.name for f in export_formats() if not f.needs_gpu and not f.on_request]
 
 
 def test_every_format_has_one_builder():
@@ -27,7 +27,8 @@ def test_every_format_has_one_builder():
         else:
             assert export_format.name in BUILDERS
     assert [f.name for f in parse_formats("cpu")] == CPU_FORMATS
-    assert len(parse_formats("all")) == len(export_formats())
+    assert len(parse_formats("all")) == len([f for f in export_formats() if not f.on_request])
+    assert [f.name for f in parse_formats("tflite-mixed")] == ["tflite-mixed"]  # made when named
     with pytest.raises(UserError, match="did you mean 'tflite-int8'"):
         parse_formats("tflite-int9")
 
@@ -43,6 +44,30 @@ def test_every_cpu_format_exports_and_agrees(exported):
     for name in ("tflite-int8-qat", "onnx-int8-qdq"):  # checked against the QAT model, float agreement beside it
         assert results[name]["reference"] == "keras QAT model" and results[name]["agreement_with_float"] >= 0.9
     assert results["tflite-int8"]["reference"] == "keras float model"
+
+
+def test_a_mixed_file_keeps_the_named_layers_in_float_and_the_rest_in_int8(exported, tmp_path, capsys):
+    from edge_fer.debug.taps import TfliteTap
+
+    root, _ = exported
+    keep = ["conv_dw_3_relu", "token_attention"]
+    results = export(root / "float", tmp_path, ExportSettings(formats="tflite-mixed", keep_float=keep,
+                                                              calibration_images=64, parity_images=200))
+    assert results[0]["status"] == "passed", results[0]
+    path = tmp_path / "model-tflite-mixed.tflite"
+    assert read_metadata(path)["keep_float"] == keep
+    tap = TfliteTap(path)
+    kinds = {layer.key: tap.details[tap.indices[layer.key]]["dtype"] for layer in tap.layers}
+    assert all(kinds[name] == np.float32 for name in keep), kinds
+    assert kinds["conv_dw_2_relu"] == np.int8 and kinds["conv_dw_4_relu"] == np.int8, kinds
+
+    assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--out", str(tmp_path / "none")]) == 2
+    assert "tflite-mixed keeps the layers in export.keep_float in fp32: name them" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()  # refused before any work
+    assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--keep-float", "conv_dw_33_relu",
+                 "--out", str(tmp_path / "wrong"), "--json"]) == 1  # that format failed, with the reason
+    reason = json.loads(capsys.readouterr().out)[0]["reason"]
+    assert "no layer 'conv_dw_33_relu' in this model; its layers: " in reason and "conv_dw_3_relu" in reason
 
 
 def test_int8_artifacts_are_about_a_quarter_of_fp32(exported):
