@@ -88,31 +88,34 @@ def keras_to_tflite_float_stem(model, calibration: np.ndarray) -> bytes:
     (measured here at 112 px: 0.15 against 0.06 ms), so the stem runs in fp32 and a Quantize op follows it.
     TFLite's converter has no option for this; its quantization debugger's own path does it: calibrate only,
     then quantize with the stem's output tensor denylisted."""
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as tflite_convert
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    calibrate_on(converter, calibration)
-    converter.experimental_mlir_quantizer = True
-    converter._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's path; no public option)
-    calibrated = converter.convert()
-    return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
-                                        denylisted_nodes=[first_conv_output(calibrated)])
+    calibrated = calibrated_float(model, calibration)
+    return quantize_except(calibrated, [first_conv_output(calibrated)])
 
 
 def keras_to_tflite_mixed(model, calibration: np.ndarray, keep_float: list[str]) -> bytes:
     """Full-integer int8 except the ops of the Keras layers named in `keep_float`, which stay float (a Quantize or
     Dequantize op at each boundary), with float input and output: the float stem's path, with other layers."""
+    calibrated = calibrated_float(model, calibration)
+    return quantize_except(calibrated, layer_outputs(calibrated, keep_float))
+
+
+def calibrated_float(model, calibration: np.ndarray) -> bytes:
+    """A float TFLite model carrying the calibrated ranges of every tensor, not yet quantized."""
     import tensorflow as tf
-    from tensorflow.lite.python import convert as tflite_convert
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     calibrate_on(converter, calibration)
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # noqa: SLF001 (the debugger's path; no public option)
-    calibrated = converter.convert()
+    return converter.convert()
+
+
+def quantize_except(calibrated: bytes, denylisted: list[str]) -> bytes:
+    """int8 everywhere but the ops whose outputs are denylisted, float input and output."""
+    from tensorflow.lite.python import convert as tflite_convert
+
     return tflite_convert.mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False,
-                                        denylisted_nodes=layer_outputs(calibrated, keep_float))
+                                        denylisted_nodes=denylisted)
 
 
 def layer_outputs(tflite_model: bytes, layers: list[str]) -> list[str]:
