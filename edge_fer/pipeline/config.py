@@ -69,6 +69,9 @@ class ReportSection:
     commands: list = field(default_factory=list)  # further commands behind the report, listed after the pipeline's
     baselines: list = field(default_factory=list)  # run folders of other pipelines whose float models are compared
     references: list = field(default_factory=list)  # peer results (benchmarks/fer_peer.py JSON) drawn on the plot
+    # {artifact = "...tflite", reference = "model folder"}: where that int8 file loses accuracy, layer by layer
+    # (edge-fer debug precision on the validation split), as a section with its plot
+    precision: dict = field(default_factory=dict)
 
 
 @dataclass

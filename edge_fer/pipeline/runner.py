@@ -29,7 +29,8 @@ LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [],
                   ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): [],
                   ("bench", "rounds"): 1, ("bench", "offline_min_duration_s"): 3.0, ("train", "draw_labels"): False,
                   ("train", "label_smoothing"): 0.0, ("train", "mixup"): 0.0, ("train", "erasing"): 0.0,
-                  ("bench", "artifacts"): [], ("export", "keep_float"): []}
+                  ("bench", "artifacts"): [], ("export", "keep_float"): [],
+                  ("report", "precision"): {}}
 
 
 # Settings that change where or how a stage runs, not what it makes: a run trained on one machine and resumed on

@@ -15,6 +15,7 @@ import numpy as np
 from edge_fer import atomic, ui
 from edge_fer.config import from_dict
 from edge_fer.data.spec import DatasetSpec
+from edge_fer.errors import UserError
 from edge_fer.status import FAILED_CHECK, FAILURES, PASSED, RAN, RAN_WITH_FAILURES, SKIPPED
 
 
@@ -229,6 +230,34 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "values": values}
 
 
+def precision_section(run: RunContext, stage_dir: Path, wanted: dict, files: str) -> tuple[str, str, Path]:
+    """report.precision: `edge-fer debug precision` of one file on the validation split, its ten layers that add
+    the most quantization noise as a table, and its plot (copied beside the report)."""
+    from edge_fer.data.preprocess import to_model_input
+    from edge_fer.debug.precision import LayerRow, debug_precision, ranked
+    from edge_fer.debug.taps import open_tap
+    from edge_fer.report.tables import markdown_table
+
+    artifact, reference = Path(wanted.get("artifact", "")), Path(wanted.get("reference", ""))
+    if not artifact.is_file() or not reference.exists():
+        raise UserError("report.precision needs artifact = a quantized file and reference = its float model, both "
+                        f"existing (got {str(artifact)!r} and {str(reference)!r})")
+    tap = open_tap(artifact)
+    size = tap.size
+    tap.close()
+    valid = scoring_spec(run).load().splits["valid"]
+    images = to_model_input(valid.images[: int(wanted.get("images", 200))], size)
+    result = debug_precision(artifact, reference, images, stage_dir / "precision")
+    rows = ranked([LayerRow(**row) for row in result["layers"]])[:10]
+    table = markdown_table(["layer", "op", "noise added", "SQNR dB", "cosine"],
+                           [[row.layer, row.op, f"{100 * row.noise_share:.1f}%", f"{row.sqnr_db:.1f}",
+                             None if row.cosine is None else f"{row.cosine:.4f}"] for row in rows])
+    body = (f"`edge-fer debug precision {artifact} --reference {reference}` on {len(images)} validation images: every "
+            "layer's output against the float model's; the layers that add the most quantization noise first.\n\n"
+            f"{table}\n\n![quantization error by layer]({files}/precision-by-layer.png)")
+    return f"Where {artifact.name} loses accuracy", body, Path(result["plot"])
+
+
 def stage_report(run: RunContext, stage_dir: Path) -> dict:
     from edge_fer.report import build_report, sections
 
@@ -239,8 +268,13 @@ def stage_report(run: RunContext, stage_dir: Path) -> dict:
                                   sections.baselines_section(config.name, run.folder, section.baselines, config.evaluate.split))
               if extra]
     extras += sections.included_sections(section.include)
+    figures = []
+    if section.precision:
+        title, body, figure = precision_section(run, stage_dir, section.precision, f"{section.name}_files")
+        extras.append((title, body))
+        figures.append(figure)
     report = build_report(store_path(run), out, commands=run.commands + section.commands, name=section.name,
-                          extras=extras, references=sections.load_references(section.references))
+                          extras=extras, references=sections.load_references(section.references), figures=figures)
     atomic.write_json(stage_dir / "report.json", {"out": str(out), "runs": len(report["history"])})
     return {"summary": {"report": report["markdown"]}}
 

@@ -71,15 +71,22 @@ class ReportLedger:
 
 
 def build_report(store_path: str | Path, out: str | Path, commands: list[str] | None = None, name: str = "report",
-                 extras: list[tuple[str, str]] | None = None, references: list[dict] | None = None) -> dict:
+                 extras: list[tuple[str, str]] | None = None, references: list[dict] | None = None,
+                 figures: list[Path] | None = None) -> dict:
     """Write report.md, report.html and PNGs into `out`; return the sections (for the terminal and --json). Files
-    in `out` that no edge-fer report wrote are neither overwritten nor deleted (ReportLedger)."""
+    in `out` that no edge-fer report wrote are neither overwritten nor deleted (ReportLedger). `figures` are PNGs
+    made elsewhere that an extra section shows: they are copied to out/<name>_files/."""
     rows = store.fetch(store_path)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = ReportLedger(out)
     for path in (out / f"{name}.md", out / f"{name}.html"):
         ledger.claim(path)
+    (out / f"{name}_files").mkdir(parents=True, exist_ok=True)
+    for figure in figures or []:  # images an extra section shows (as {name}_files/<its name>), copied in
+        copy = ledger.claim(out / f"{name}_files" / figure.name)
+        atomic.write_bytes(copy, figure.read_bytes())
+        ledger.record(copy)
     rates = peak_rates(rows)
     sections = [target_section(target, label_by_run(target_rows), out, rates, references or [], f"{name}_files", ledger)
                 for target, target_rows in store.latest_per_artifact(rows).items()]

@@ -109,6 +109,14 @@ def test_runs_every_stage_then_skips_them_all(tmp_path, capsys):
     report = (tmp_path / "runs" / "tiny-files" / "report" / "report.md").read_text()
     assert "tflite-fp32" in report and "onnx-fp32" not in report
 
+    # where a file loses accuracy, layer by layer, as a report section with its plot beside the report
+    precision = f'report.precision={{artifact="{runs}/export/model-tflite-fp32.tflite", reference="{runs}/train"}}'
+    assert main(["run", str(pipeline), "--only", "report", "--set", precision, "--json"]) == 0
+    capsys.readouterr()
+    report = (runs / "report" / "report.md").read_text()
+    assert "## Where model-tflite-fp32.tflite loses accuracy" in report
+    assert "](report_files/precision-by-layer.png)" in report and (runs / "report" / "report_files" / "precision-by-layer.png").is_file()
+
     # a results store replaced by other bytes is noticed, not skipped over; a manifest that is not one is one line
     store_bytes = (runs / "results.sqlite").read_bytes()
     (runs / "results.sqlite").write_bytes(os.urandom(4096))
