@@ -91,7 +91,7 @@ def main() -> int:
     from edge_fer.evaluate import wilson_interval
     from edge_fer.report import build_report
 
-    spec = DatasetSpec.of({"dataset": args.dataset, "root": args.root})
+    spec = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None})
     results = args.results or args.out
     for folder in (args.out, results):
         folder.mkdir(parents=True, exist_ok=True)
