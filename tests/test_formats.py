@@ -61,6 +61,7 @@ def test_the_bundle_runs_every_suffix_and_carries_every_device_runtime():
 
 
 def test_format_lists_are_checked():
-    assert [f.name for f in parse_formats("cpu")] == [f.name for f in FORMATS if not f.needs_gpu]
+    assert [f.name for f in parse_formats("cpu")] == [f.name for f in FORMATS if not f.needs_gpu and not f.on_request]
+    assert "tflite-mixed" not in [f.name for f in parse_formats("all")]  # it needs export.keep_float
     with pytest.raises(UserError, match="did you mean 'onnx-fp16'"):
         get_format("onnx-fp61")
