@@ -39,7 +39,11 @@ def test_another_process_spinning_during_a_block_is_seen_and_our_own_work_is_not
     with host.OtherLoad() as loaded:
         time.sleep(1.0)
     child.wait()
-    assert loaded.cores >= quiet.cores + 0.6, (quiet.cores, loaded.cores)
+    cores = os.cpu_count() or 1
+    if quiet.cores > cores - 0.7:
+        pytest.skip(f"other processes already keep {quiet.cores} of {cores} cores busy: no room to see one more")
+    # the reading is capped at the machine's cores: a busy machine saturates before one more core shows in full
+    assert loaded.cores >= min(quiet.cores + 0.6, cores - 0.05), (quiet.cores, loaded.cores)
     assert 0.6 <= loaded.cores <= os.cpu_count() and host.host_facts(1, loaded.cores)["busy"] is True
     assert host.cpu_model() and isinstance(host.cpu_model(), str)
 
