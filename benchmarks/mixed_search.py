@@ -30,15 +30,11 @@ TOP_LAYERS_ASKED = 8
 
 def ranked_layers(int8: Path, model: Path, spec: DatasetSpec, images: int, out: Path) -> list[str]:
     """The Keras layers, most added quantization noise first (the model's output itself left out)."""
-    from edge_fer.data.preprocess import to_model_input
     from edge_fer.debug.precision import LayerRow, debug_precision, ranked
-    from edge_fer.debug.taps import OUTPUT_KEY, open_tap
+    from edge_fer.debug.taps import OUTPUT_KEY
 
-    tap = open_tap(int8)
-    size = tap.size
-    tap.close()
     valid = spec.load().splits["valid"]
-    result = debug_precision(int8, model, to_model_input(valid.images[:images], size), out / "debug")
+    result = debug_precision(int8, model, valid.images[:images], out / "debug")
     rows = ranked([LayerRow(**row) for row in result["layers"]])
     return list(dict.fromkeys(row.layer for row in rows if row.layer != OUTPUT_KEY and row.added_noise > 0))
 

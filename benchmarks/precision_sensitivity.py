@@ -64,7 +64,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model-tflite-int8.tflite"
         path.write_bytes(full_int8)
-        debug = debug_precision(path, args.model, images[: args.debug_images], Path(folder) / "debug")
+        debug = debug_precision(path, args.model, valid.images[: args.debug_images], Path(folder) / "debug")
     order = [row.layer for row in ranked([LayerRow(**row) for row in debug["layers"]]) if row.layer != OUTPUT_KEY]
     order = list(dict.fromkeys(order))
     layers = order[: args.layers] if args.layers else order

@@ -42,15 +42,12 @@ def ranked(rows: list[dict], split: str) -> list[dict]:
     return sorted(rows, key=lambda row: (score(row), -row["p50_ms"]), reverse=True)
 
 
-def pick(rows: list[dict], max_p50_ms: float) -> dict | None:
-    """Most accurate under the budget, on validation where every row has it; ties go to the faster artifact."""
+def within_budget(rows: list[dict], max_p50_ms: float) -> tuple[list[dict], str]:
+    """The rows whose p50 fits the budget, most accurate first (the choice, then the runner-up, ...), and the split
+    that ranked them: validation where every fitting row has it, else test."""
     fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
-    return next(iter(ranked(fitting, chosen_on(fitting))), None)
-
-
-def runner_up(rows: list[dict], max_p50_ms: float) -> dict | None:
-    fitting = [row for row in rows if row["p50_ms"] <= max_p50_ms]
-    return next(iter(ranked(fitting, chosen_on(fitting))[1:]), None)
+    split = chosen_on(fitting)
+    return ranked(fitting, split), split
 
 
 def paired(row_a: dict, row_b: dict, split: str) -> dict | None:

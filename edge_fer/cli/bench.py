@@ -110,7 +110,7 @@ def cmd_bundle(args) -> int:
 
 
 def cmd_pick(args) -> int:
-    from edge_fer.bench.pick import against_runner_up, candidates, chosen_on, pick, runner_up, summary
+    from edge_fer.bench.pick import against_runner_up, candidates, summary, within_budget
     from edge_fer.formats import get_format
 
     if not (args.max_p50_ms > 0 and args.max_p50_ms < float("inf")):
@@ -120,11 +120,11 @@ def cmd_pick(args) -> int:
     formats = [get_format(name.strip()).name for name in args.format.split(",")] if args.format else None
     args.store = str(store.newest(args.store))
     rows = candidates(args.store, args.target, formats, args.dataset)
-    chosen = pick(rows, args.max_p50_ms)
+    order, split = within_budget(rows, args.max_p50_ms)
+    chosen = order[0] if order else None
     fastest = min(rows, key=lambda row: row["p50_ms"], default=None)
-    split = chosen_on([row for row in rows if row["p50_ms"] <= args.max_p50_ms])
     facts = None if chosen is None else summary(chosen, split)
-    second = None if chosen is None else against_runner_up(chosen, runner_up(rows, args.max_p50_ms), split)
+    second = None if chosen is None else against_runner_up(chosen, order[1] if len(order) > 1 else None, split)
     if args.json:
         ui.print_json({"target": args.target, "max_p50_ms": args.max_p50_ms, "candidates": len(rows), "pick": facts,
                        "runner_up": second})

@@ -33,10 +33,8 @@ def register(commands) -> None:
 
 
 def cmd_precision(args) -> int:
-    from edge_fer.data.preprocess import to_model_input
     from edge_fer.data.spec import DatasetSpec
-    from edge_fer.debug.precision import debug_precision, ranked
-    from edge_fer.debug.taps import open_tap
+    from edge_fer.debug.precision import LayerRow, debug_precision, ranked
 
     if not 1 <= args.images <= MAX_IMAGES:
         raise UserError(f"--images must be from 1 to {MAX_IMAGES}, got {args.images}")
@@ -47,11 +45,7 @@ def cmd_precision(args) -> int:
     dataset = spec.load()
     if args.split not in dataset.splits:
         raise UserError(f"--split {args.split}: {dataset.name} has the splits {', '.join(dataset.splits)}")
-    split = dataset.splits[args.split]
-    tap = open_tap(args.artifact)
-    size = tap.size
-    tap.close()
-    images = to_model_input(split.images[: args.images], size)
+    images = dataset.splits[args.split].images[: args.images]
     out = Path(args.out or Path("runs") / "debug" / Path(args.artifact).name)
     with ui.progress() as bar:
         task = bar.add_task(f"comparing {len(images)} images layer by layer", total=len(images))
@@ -60,8 +54,6 @@ def cmd_precision(args) -> int:
     if args.json:
         ui.print_json(result)
         return 0
-    from edge_fer.debug.precision import LayerRow
-
     rows = ranked([LayerRow(**row) for row in result["layers"]])[: args.top]
     ui.out.print(ui.table(
         f"{Path(args.artifact).name} against {Path(args.reference).name}: {len(images)} {dataset.name} {args.split} images",

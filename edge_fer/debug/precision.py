@@ -156,14 +156,16 @@ def ranked(rows: list[LayerRow]) -> list[LayerRow]:
     return sorted(rows, key=lambda row: (-row.added_noise, row.sqnr_db))
 
 
-
 def debug_precision(artifact: str | Path, reference: str | Path, images: np.ndarray, out: Path, progress=None) -> dict:
-    """Compare, rank, and write out/precision.json and out/precision-by-layer.png; return the JSON's content."""
+    """Compare on `images` (a split's images, resized here to the quantized file's input), rank, and write
+    out/precision.json and out/precision-by-layer.png; return the JSON's content."""
     from edge_fer import atomic
+    from edge_fer.data.preprocess import to_model_input
     from edge_fer.debug.taps import open_tap
 
     quantized_tap, reference_tap = open_tap(artifact), open_tap(reference)
     try:
+        images = to_model_input(images, quantized_tap.size)
         if quantized_tap.size != reference_tap.size:
             raise UserError(f"the quantized file takes {quantized_tap.size} px images and the reference "
                             f"{reference_tap.size} px: give the reference it was made from")

@@ -233,26 +233,20 @@ def mean_std(values: list[float]) -> dict:
 def precision_section(run: RunContext, stage_dir: Path, wanted: dict, files: str) -> tuple[str, str, Path]:
     """report.precision: `edge-fer debug precision` of one file on the validation split, its ten layers that add
     the most quantization noise as a table, and its plot (copied beside the report)."""
-    from edge_fer.data.preprocess import to_model_input
     from edge_fer.debug.precision import LayerRow, debug_precision, ranked
-    from edge_fer.debug.taps import open_tap
     from edge_fer.report.tables import markdown_table
 
     artifact, reference = Path(wanted.get("artifact", "")), Path(wanted.get("reference", ""))
     if not artifact.is_file() or not reference.exists():
         raise UserError("report.precision needs artifact = a quantized file and reference = its float model, both "
                         f"existing (got {str(artifact)!r} and {str(reference)!r})")
-    tap = open_tap(artifact)
-    size = tap.size
-    tap.close()
     valid = scoring_spec(run).load().splits["valid"]
-    images = to_model_input(valid.images[: int(wanted.get("images", 200))], size)
-    result = debug_precision(artifact, reference, images, stage_dir / "precision")
+    result = debug_precision(artifact, reference, valid.images[: int(wanted.get("images", 200))], stage_dir / "precision")
     rows = ranked([LayerRow(**row) for row in result["layers"]])[:10]
     table = markdown_table(["layer", "op", "noise added", "SQNR dB", "cosine"],
                            [[row.layer, row.op, f"{100 * row.noise_share:.1f}%", f"{row.sqnr_db:.1f}",
                              None if row.cosine is None else f"{row.cosine:.4f}"] for row in rows])
-    body = (f"`edge-fer debug precision {artifact} --reference {reference}` on {len(images)} validation images: every "
+    body = (f"`edge-fer debug precision {artifact} --reference {reference}` on {result['images']} validation images: every "
             "layer's output against the float model's; the layers that add the most quantization noise first.\n\n"
             f"{table}\n\n![quantization error by layer]({files}/precision-by-layer.png)")
     return f"Where {artifact.name} loses accuracy", body, Path(result["plot"])

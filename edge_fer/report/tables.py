@@ -174,10 +174,10 @@ def paired_rows(rows: list[dict], most: int = 6) -> dict | None:
     timed = [row for row in rows if row.get("status") == PASSED and row.get("p50_ms") and row.get("accuracy") is not None]
     split = chosen_on(timed)
     order = ranked(timed, split)
-    if len(order) < 2 or paired(order[0], order[1], "test") is None:
+    tests = [(row, paired(order[0], row, "valid"), paired(order[0], row, "test")) for row in order[1:most + 1]]
+    if not tests or tests[0][2] is None:
         return None
     cells = lambda test: [None, None] if test is None else [f"{test['difference']:+.4f}", f"{test['p']:.3g}"]  # noqa: E731
-    table = [[row.get("label") or row["format"], *cells(paired(order[0], row, "valid")),
-              *cells(paired(order[0], row, "test")), paired_verdict(paired(order[0], row, "test"))]
-             for row in order[1:most + 1]]
+    table = [[row.get("label") or row["format"], *cells(valid), *cells(test), paired_verdict(test)]
+             for row, valid, test in tests]
     return {"leader": order[0].get("label") or order[0]["format"], "chosen_on": split, "rows": table}
