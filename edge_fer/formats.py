@@ -25,6 +25,8 @@ class ExportFormat:
     peak: str | None = None  # the `bench --peak` format whose MAC rate it is compared with (None: no host peak)
     shown_precision: str | None = None  # what tables call its precision, where "int8" alone would overstate it
     on_request: bool = False  # made only when named (it needs settings 'cpu' and 'all' cannot guess)
+    keeps_float: bool = False  # keeps the layers of export.keep_float in float: a mixed-precision format
+    engine_from: str | None = None  # an engine built from this ONNX format (None: by precision, tensorrt.engine_source)
 
     @property
     def file_name(self) -> str:
@@ -47,16 +49,23 @@ FORMATS: tuple[ExportFormat, ...] = (
                  peak="tflite-int8", shown_precision="int8, fp32 stem"),
     # int8 with the layers named in export.keep_float left in fp32: see converters.keras_to_tflite_mixed
     ExportFormat("tflite-mixed", ".tflite", "int8", "litert", "float", calibrated=True, options=TFLITE_INT8,
-                 peak="tflite-int8", shown_precision="int8, chosen layers fp32", on_request=True),
+                 peak="tflite-int8", shown_precision="int8, chosen layers fp32", on_request=True, keeps_float=True),
     ExportFormat("onnx-fp32", ".onnx", "fp32", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-fp16", ".onnx", "fp16", "onnxruntime", "float", options=("opset",), peak="onnx-fp32"),
     ExportFormat("onnx-int8-qdq", ".onnx", "int8", "onnxruntime", "qat", calibrated=True, options=("opset",),
                  peak="onnx-int8-ptq"),
     ExportFormat("onnx-int8-ptq", ".onnx", "int8", "onnxruntime", "float", calibrated=True,
                  options=("opset", "calibration_images"), peak="onnx-int8-ptq"),
+    # onnx-int8-ptq with the nodes of the export.keep_float layers left in fp32: see converters.onnx_to_int8_ptq
+    ExportFormat("onnx-mixed-qdq", ".onnx", "int8", "onnxruntime", "float", calibrated=True,
+                 options=("opset", "calibration_images"), peak="onnx-int8-ptq", shown_precision="int8, chosen layers fp32",
+                 on_request=True, keeps_float=True),
     ExportFormat("tensorrt-fp32", ".engine", "fp32", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS),
     ExportFormat("tensorrt-fp16", ".engine", "fp16", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS),
     ExportFormat("tensorrt-int8", ".engine", "int8", "tensorrt", "qat", needs_gpu=True, options=TRT_OPTIONS),
+    # from onnx-mixed-qdq, its float nodes constrained to fp16 (--layerPrecisions): see tensorrt.EngineBuildConfig
+    ExportFormat("tensorrt-mixed", ".engine", "int8", "tensorrt", "float", needs_gpu=True, options=TRT_OPTIONS,
+                 shown_precision="int8, chosen layers fp16", on_request=True, keeps_float=True, engine_from="onnx-mixed-qdq"),
 )
 
 

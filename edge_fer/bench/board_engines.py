@@ -83,6 +83,7 @@ def prebuilt_problem(facts: dict, board: dict) -> str | None:
 def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: int) -> tuple[list[EngineJob], list]:
     """One job per TensorRT precision the target runs whose ONNX source is among the artifacts; an engine this
     board's TensorRT cannot build is (its facts, the reason) instead."""
+    from edge_fer.export.engines import float_layers_of
     from edge_fer.export.tensorrt import EngineBuildConfig, engine_source, implicit_int8
     from edge_fer.targets.tensorrt_support import get_support
 
@@ -90,14 +91,17 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
     support = get_support(version)
     sources = {facts["format"].name: facts for facts in every_facts}
     jobs, refused = [], []
-    for precision in target.tensorrt.precisions:
-        engine_format = get_format(f"tensorrt-{precision}")
-        source = sources.get(engine_source(precision, support))
+    wanted = [(get_format(f"tensorrt-{precision}"), sources.get(engine_source(precision, support)))
+              for precision in target.tensorrt.precisions]
+    if "int8" in target.tensorrt.precisions:  # a mixed ONNX file among the artifacts: its engine too
+        mixed = get_format("tensorrt-mixed")
+        wanted.append((mixed, sources.get(mixed.engine_from)))
+    for engine_format, source in wanted:
         if runs_format(target, engine_format) or source is None:
             continue
         size = int(source["image_size"])
-        config = EngineBuildConfig.from_target(target, precision, size, input_name=onnx_input_name(source["path"]),
-                                               tensorrt=version)
+        config = EngineBuildConfig.from_target(target, engine_format.precision, size, input_name=onnx_input_name(source["path"]),
+                                               tensorrt=version, fp16_layers=float_layers_of(source["meta"]) or None)
         try:
             jobs.append(engine_job(target, board, config, source, engine_format, duration_s, implicit_int8(config)))
         except UserError as error:
@@ -127,7 +131,8 @@ def engine_job(target: Target, board: dict, config, source: dict, engine_format,
                "gpu": board.get("gpu"), "compute_capability": board.get("compute_capability"),
                "input_shape": list(config.shape(config.opt_batch)), "profile_batches": [config.min_batch, config.opt_batch, config.max_batch],
                "build_flags": build[1:], "builder": "trtexec on the board", "dla_core": config.dla_core,
-               "implicit_quantization": implicit, "source_model": source["path"].name, "source_model_sha256": digest}
+               "implicit_quantization": implicit, "layer_constraints": config.layer_constraints("trtexec"),
+               "source_model": source["path"].name, "source_model_sha256": digest}
     job = {"build": build, "bench": bench, "engine": str(engine), "layer_info": str(layers), "sidecar": sidecar}
     facts = {**source, "format": engine_format, "engine_key": key}
     return EngineJob(key, facts, job, files)

@@ -23,8 +23,9 @@ def register(commands) -> None:
     export.add_argument("--parity-images", type=int, default=500, help="images each artifact is checked on (default 500)")
     export.add_argument("--threads", type=int, help="CPU threads of the parity runs")
     export.add_argument("--target", help="target profile for TensorRT builds (edge-fer targets list)")
-    export.add_argument("--keep-float", default="", metavar="LAYER,...",
-                        help="tflite-mixed: Keras layers left in fp32 (edge-fer debug precision ranks them)")
+    export.add_argument("--keep-float", default="", metavar="LAYER,...|auto:N",
+                        help="tflite-mixed, onnx-mixed-qdq, tensorrt-mixed: Keras layers left in float, or auto:N for the N "
+                             "that `edge-fer debug precision` ranks first on the validation split")
     add_dataset_flags(export, what="calibration and parity data (default: the model's own dataset)")
     add_json_flag(export)
     export.set_defaults(run=cmd_export)
@@ -66,7 +67,7 @@ def cmd_export(args) -> int:
 
     settings = ExportSettings(formats=args.formats, calibration_images=args.calibration_images,
                               parity_images=args.parity_images, threads=args.threads, target=args.target,
-                              keep_float=[name.strip() for name in args.keep_float.split(",") if name.strip()])
+                              keep_float=args.keep_float)
     results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_spec(args))
     if args.json:
         ui.print_json(results)
@@ -109,6 +110,8 @@ def cmd_engine(args) -> int:
             ui.out.print(f"DLA int8 by implicit quantization (DLA runs no Q/DQ graph): {implicit['onnx']} (the Q/DQ-free "
                          f"model of {implicit['from']}) and the calibration cache {implicit['calibration_cache']} "
                          f"({implicit['scales']} scales from the QDQ file)", soft_wrap=True, highlight=False)
+        if plan["layer_constraints"] != "none":
+            ui.out.print(f"mixed precision: {plan['layer_constraints']}", soft_wrap=True, highlight=False)
         ui.out.print("trtexec: " + " ".join(plan["trtexec_command"]), soft_wrap=True, highlight=False)
         ui.out.print("python API: " + ", ".join(f"{key}={value}" for key, value in plan["python_api"].items()),
                      soft_wrap=True, highlight=False)

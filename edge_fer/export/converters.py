@@ -123,16 +123,27 @@ def layer_outputs(tflite_model: bytes, layers: list[str]) -> list[str]:
     the layers the file has."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from edge_fer.models.names import layer_of_tensor
-
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_model)).subgraphs[0]
-    names = [graph.tensors[op.outputs[0]].name.decode() for op in graph.operators]
-    found = {layer: [name for name in names if layer_of_tensor(name) == layer] for layer in layers}
-    missing = [layer for layer, outputs in found.items() if not outputs]
+    return names_of_layers([graph.tensors[op.outputs[0]].name.decode() for op in graph.operators], layers)
+
+
+def names_of_layers(names: list[str], layers: list[str]) -> list[str]:
+    """The tensor or node names (in a converted file) that the named Keras layers became, a layer's convolution,
+    batch norm and activation together (names.layer_family); an unknown layer is an error listing the known ones."""
+    from edge_fer.models.names import layer_family, layer_of_tensor
+
+    families = [layer_family(layer_of_tensor(name) or "") for name in names]
+    found = {layer: [name for name, family in zip(names, families) if family == layer_family(layer)] for layer in layers}
+    missing = [layer for layer, matched in found.items() if not matched]
     if missing:
         known = ", ".join(dict.fromkeys(filter(None, map(layer_of_tensor, names))))
         raise UserError(f"export.keep_float: no layer {', '.join(map(repr, missing))} in this model; its layers: {known}")
-    return [name for outputs in found.values() for name in outputs]
+    return list(dict.fromkeys(name for matched in found.values() for name in matched))
+
+
+def onnx_nodes_of_layers(model_proto, layers: list[str]) -> list[str]:
+    """The ONNX nodes the named Keras layers became (tf2onnx names each node after its layer)."""
+    return names_of_layers([node.name for node in model_proto.graph.node], layers)
 
 
 def first_conv_output(tflite_model: bytes) -> str:
@@ -179,9 +190,11 @@ def onnx_to_fp16(model_proto):
     return convert_float_to_float16(model_proto, keep_io_types=True, disable_shape_infer=False)
 
 
-def onnx_to_int8_ptq(model_proto, calibration: np.ndarray):
+def onnx_to_int8_ptq(model_proto, calibration: np.ndarray, keep_float: tuple[str, ...] = ()):
     """onnxruntime static quantization to QDQ in the form TensorRT builds: int8 activations per tensor and
-    int8 weights per channel, both symmetric (zero point 0), biases left float."""
+    int8 weights per channel, both symmetric (zero point 0), biases left float. The nodes named in `keep_float`
+    run in float (onnxruntime's nodes_to_exclude): their inputs and weights get no Q/DQ of their own, and the
+    next quantized node quantizes their output again, as a Quantize op follows a denylisted TFLite op."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -201,7 +214,7 @@ def onnx_to_int8_ptq(model_proto, calibration: np.ndarray):
         onnx.save(model_proto, str(source))
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(keep_float),
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False})
         return onnx.load(str(target))
 

@@ -58,7 +58,7 @@ def build_engine(ctx, export_format: ExportFormat, out: Path, path: Path) -> dic
     from edge_fer.export import tensorrt
 
     plan = ctx.engine_builder
-    source = tensorrt.engine_source(export_format.precision, ctx.tensorrt_support)
+    source = export_format.engine_from or tensorrt.engine_source(export_format.precision, ctx.tensorrt_support)
     onnx_path = out / f"model-{source}.onnx"
     if not onnx_path.is_file():
         raise UserError(f"{export_format.name} is built from {onnx_path.name}: export {source} too")
@@ -68,7 +68,14 @@ def build_engine(ctx, export_format: ExportFormat, out: Path, path: Path) -> dic
     else:  # the GPU on this machine, with the defaults
         config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name,
                                             tensorrt=plan.tensorrt)
+    config.fp16_layers = float_layers_of(read_metadata(onnx_path))
     return build_engine_file(onnx_path, path, config, plan)
+
+
+def float_layers_of(record: dict | None) -> tuple:
+    """The nodes a mixed-precision ONNX file keeps in float, as its record lists them: the engine's fp16 layers."""
+    nodes = (record or {}).get("keep_float_nodes") or []
+    return tuple(name for name in nodes if isinstance(name, str))
 
 
 def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -> dict:
@@ -135,6 +142,8 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
         config.tensorrt = plan.tensorrt
     else:
         config = tensorrt.EngineBuildConfig(precision, image_size=size, input_name=input_name, tensorrt=plan.tensorrt)
+    if precision == "int8":
+        config.fp16_layers = float_layers_of(meta)
     dla = config.dla_core is not None
     implicit, files = None, {}
     if tensorrt.implicit_int8(config):  # DLA runs no Q/DQ graph: the QDQ file's scales go into a calibration cache
@@ -154,6 +163,7 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     return {"onnx": str(build_from), "precision": precision, "builder": plan.kind, "plan": plan, "tensorrt": support.label,
             "gpu": tensorrt.gpu_info(), "rule_check": check.as_dict(), "meta": meta, "config": config,
             "implicit_quantization": implicit, "files": files,
+            "layer_constraints": config.layer_constraints(plan.kind or "trtexec"),
             "trtexec_command": tensorrt.trtexec_build_command(build_from, Path("ENGINE"), config, trtexec),
             "python_api": {"network_flags": "EXPLICIT_BATCH" if support.explicit_batch_flag else "0 (explicit batch always)",
                            "strongly_typed": support.strongly_typed, "builder_flags": config.builder_flags(),
@@ -161,7 +171,8 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
                                          else "max_workspace_size = (") + f"{config.workspace_mb} MiB)",
                            "builder_optimization_level": config.builder_optimization_level if support.optimization_level else None,
                            "profile": [config.shape(config.min_batch), config.shape(config.opt_batch), config.shape(config.max_batch)],
-                           "dla_core": config.dla_core}}
+                           "dla_core": config.dla_core,
+                           "fp16_layers": len(config.fp16_layers) if not support.strongly_typed else 0}}
 
 
 def _load_onnx_bytes(data: bytes):
@@ -199,7 +210,8 @@ def engine_from_onnx(plan: dict, out: Path, reference: Path | None = None, image
         raise UserError(f"asked for a {config.precision} engine but the engine TensorRT {built['tensorrt']} built from "
                         f"{onnx_path.name} runs {built['precision_built']} layers ({built.get('layer_datatypes')}); "
                         f"strongly typed TensorRT takes its precision from the ONNX file: give the {config.precision} one")
-    record = {**plan["meta"], "format": f"tensorrt-{config.precision}", "precision": config.precision, "runtime": "tensorrt",
+    engine_format = "tensorrt-mixed" if config.fp16_layers else f"tensorrt-{config.precision}"
+    record = {**plan["meta"], "format": engine_format, "precision": config.precision, "runtime": "tensorrt",
               "source_model": str(onnx_path), "source_model_sha256": file_sha256(onnx_path), "engine": built,
               "file_sha256": file_sha256(out), "size_bytes": out.stat().st_size}
     record.pop("tensorrt_check", None)

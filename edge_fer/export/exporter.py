@@ -23,6 +23,7 @@ from edge_fer.errors import UserError
 from edge_fer.export import converters
 from edge_fer.export.builders import BUILDERS
 from edge_fer.export.engines import EngineBuilder, build_engine, choose_engine_builder
+from edge_fer.export.mixed import require_keep_float
 from edge_fer.formats import PARITY_FLOORS, ExportFormat, parse_formats
 from edge_fer.status import FAILED, FAILED_CHECK, PASSED, SKIPPED
 
@@ -39,7 +40,7 @@ class ExportSettings:
     target: str | None = None  # TensorRT builds read their settings from this target profile
     seed: int = 0
     floors: dict = field(default_factory=lambda: dict(PARITY_FLOORS))
-    keep_float: list = field(default_factory=list)  # tflite-mixed: Keras layers left in fp32
+    keep_float: list | str = field(default_factory=list)  # mixed formats: Keras layers left in float, or "auto:N"
 
 
 class ExportContext:
@@ -59,14 +60,17 @@ class ExportContext:
     def dataset(self):
         return self.dataset_spec.load()
 
-    def _sample(self, split_names, count: int) -> np.ndarray:
-        from edge_fer.data.preprocess import to_model_input
-
+    def _raw_sample(self, split_names, count: int) -> np.ndarray:
         split = next((self.dataset.splits[s] for s in split_names if s in self.dataset.splits), None)
         if split is None:
             raise UserError(f"dataset {self.dataset.name} has none of the splits {split_names}")
         order = np.random.default_rng(self.settings.seed).permutation(len(split))[:count]
-        return to_model_input(split.images[np.sort(order)], self.image_size)
+        return split.images[np.sort(order)]
+
+    def _sample(self, split_names, count: int) -> np.ndarray:
+        from edge_fer.data.preprocess import to_model_input
+
+        return to_model_input(self._raw_sample(split_names, count), self.image_size)
 
     @functools.cached_property
     def dataset_is_grey(self) -> bool:
@@ -135,6 +139,18 @@ class ExportContext:
         return converters.keras_to_onnx(self.float_model, self.opset)
 
     @functools.cached_property
+    def keep_float(self) -> tuple[list[str], dict | None]:
+        """The Keras layers the mixed formats keep in float, and how "auto:N" chose them (None: named)."""
+        from edge_fer.export.mixed import RANKING_IMAGES, most_harmed_layers, parse_keep_float
+
+        request = parse_keep_float(self.settings.keep_float)
+        if isinstance(request, list):
+            return request, None
+        int8 = converters.keras_to_tflite(self.float_model, "int8", self.calibration, int8_io=False)
+        layers, ranking = most_harmed_layers(self.model_dir, int8, self._raw_sample(("valid", "test"), RANKING_IMAGES), request)
+        return layers, {"request": f"auto:{request}", **ranking}
+
+    @functools.cached_property
     def qat_tflite_float_io(self) -> bytes:
         return converters.keras_to_tflite(self.qat_model, "int8", self.calibration, int8_io=False)
 
@@ -159,18 +175,27 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
         "pretrained": meta.get("pretrained"), "dataset": meta.get("dataset"),
         "source": export_format.source, "source_model": str(source_file), "source_model_sha256": file_sha256(source_file),
         "calibration_images": ctx.settings.calibration_images if export_format.calibrated else None,
-        **({"keep_float": list(ctx.settings.keep_float)} if export_format.on_request else {}),
+        **(mixed_record(ctx, export_format) if export_format.keeps_float else {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": software_versions(),
     }
 
 
-def tensorrt_rule_check(ctx: ExportContext, payload) -> dict:
+def mixed_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
+    layers, chosen = ctx.keep_float
+    record = {"keep_float": layers, **({"keep_float_chosen": chosen} if chosen else {})}
+    if export_format.suffix == ".onnx":
+        record["keep_float_nodes"] = converters.onnx_nodes_of_layers(ctx.onnx_fp32, layers)
+    return record
+
+
+def tensorrt_rule_check(ctx: ExportContext, payload, float_nodes=()) -> dict:
     """The TensorRT rules on an ONNX file, for the target's TensorRT (or the one here, or 10.x)."""
     from edge_fer.export.tensorrt_rules import check_tensorrt
 
     target = ctx.target
     dla = target is not None and target.tensorrt.dla_core is not None
-    report = check_tensorrt(payload, ctx.tensorrt_support, dla=dla, gpu_fallback=target.tensorrt.gpu_fallback if target else True)
+    report = check_tensorrt(payload, ctx.tensorrt_support, dla=dla, gpu_fallback=target.tensorrt.gpu_fallback if target else True,
+                            float_nodes=frozenset(float_nodes))
     return report.as_dict()
 
 
@@ -188,7 +213,7 @@ def export_one(ctx: ExportContext, export_format: ExportFormat, out: Path) -> di
             import onnx
 
             proto = onnx.load_from_string(payload)
-            record["tensorrt_check"] = tensorrt_rule_check(ctx, proto)
+            record["tensorrt_check"] = tensorrt_rule_check(ctx, proto, record.get("keep_float_nodes", ()))
             payload = embed_onnx_metadata(proto, record).SerializeToString()
         atomic.write_bytes(path, payload)
     record["file_sha256"] = file_sha256(path)
@@ -230,9 +255,7 @@ def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat
 
     formats = parse_formats(settings.formats)
     check_settings(settings)  # before any file is written
-    if any(f.name == "tflite-mixed" for f in formats) and not settings.keep_float:
-        raise UserError("tflite-mixed keeps the layers in export.keep_float in fp32: name them (--keep-float A,B; "
-                        "edge-fer debug precision ranks the layers int8 hurts most)")
+    require_keep_float(formats, settings.keep_float)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)

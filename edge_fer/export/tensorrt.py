@@ -37,6 +37,7 @@ class EngineBuildConfig:
     max_batch: int = 8
     tensorrt: str | None = None  # the TensorRT version that builds it (None: the table's default, 10.x)
     calibration_cache: str | None = None  # implicit int8 (DLA): the scales, from the QDQ file (export/dla.py)
+    fp16_layers: tuple = ()  # a mixed file's float nodes (ONNX node = TensorRT layer names), constrained to fp16
 
     @classmethod
     def from_target(cls, target: Target, precision: str, image_size: int, input_name: str = "pixels", **overrides):
@@ -72,9 +73,33 @@ class EngineBuildConfig:
         run in half precision rather than fall back to fp32. A strongly typed TensorRT (11.x) has neither flag:
         the ONNX's own types decide (an fp16 ONNX for fp16, the QDQ file for int8)."""
         flags = [] if self.support.strongly_typed else {"fp32": [], "fp16": ["FP16"], "int8": ["INT8", "FP16"]}[self.precision]
+        if self.fp16_layers and not self.support.strongly_typed:
+            flags.append("PREFER_PRECISION_CONSTRAINTS")
         if self.dla_core is not None and self.gpu_fallback:
             flags.append("GPU_FALLBACK")
         return flags
+
+
+    def layer_constraints(self, builder: str) -> str:
+        """What the plan does with a mixed file's float layers, in words for the engine's record."""
+        if not self.fp16_layers:
+            return "none"
+        if self.support.strongly_typed:
+            return (f"none: TensorRT {self.support.label} is strongly typed, so the {len(self.fp16_layers)} float layers "
+                    "run in the ONNX file's fp32")
+        if builder == "trtexec" and not self.support.layer_precisions:
+            return (f"none: TensorRT {self.support.label}'s trtexec has no --layerPrecisions, so the "
+                    f"{len(self.fp16_layers)} float layers run fp16 or fp32 as TensorRT picks (the Python API constrains them)")
+        return f"fp16 preferred on {len(self.fp16_layers)} layers (PREFER_PRECISION_CONSTRAINTS)"
+
+
+def layer_precision_spec(layers, precision: str = "fp16") -> str:
+    """trtexec's --layerPrecisions value, 'name:fp16,name:fp16'; a name its grammar cannot carry is refused."""
+    bad = [name for name in layers if not name or "," in name or ":" in name]
+    if bad:
+        raise UserError(f"layer {bad[0]!r} cannot be named to trtexec --layerPrecisions (a ',' or ':' in it): "
+                        "rename the ONNX node, or build with the Python API")
+    return ",".join(f"{name}:{precision}" for name in layers)
 
 
 def engine_source(precision: str, support: TensorRTSupport) -> str:
@@ -103,6 +128,8 @@ def trtexec_build_command(onnx_path: Path, engine_path: Path, config: EngineBuil
             command.append("--allowGPUFallback")
     if config.calibration_cache:
         command.append(f"--calib={config.calibration_cache}")
+    if config.fp16_layers and support.layer_precisions:
+        command += ["--precisionConstraints=prefer", f"--layerPrecisions={layer_precision_spec(config.fp16_layers)}"]
     if config.timing_cache:
         command.append(f"--timingCacheFile={config.timing_cache}")
     if layer_info is not None and support.layer_info:
@@ -176,7 +203,7 @@ def engine_record(config: EngineBuildConfig, builder: str, tensorrt_version: str
     The precision is the built engine's own where it could be read back (inspected), else the request's."""
     inspected = inspected or {"precision_built": None, "precision_source": "not read back"}
     return {"tensorrt": tensorrt_version, **(gpu_info() or {}), "builder": builder, "build_config": asdict(config),
-            "precision": config.precision, **inspected}
+            "precision": config.precision, "layer_constraints": config.layer_constraints(builder), **inspected}
 
 
 def configure_builder(trt, builder, network, config: EngineBuildConfig):
@@ -204,6 +231,23 @@ def configure_builder(trt, builder, network, config: EngineBuildConfig):
     timing_cache = builder_config.create_timing_cache(cache_bytes)
     builder_config.set_timing_cache(timing_cache, ignore_mismatch=False)
     return builder_config, timing_cache
+
+
+def constrain_layers(trt, network, config: EngineBuildConfig) -> None:
+    """The mixed file's float layers set to fp16 (obeyed as far as TensorRT can: PREFER_PRECISION_CONSTRAINTS).
+    TensorRT names each layer after its ONNX node; a named layer the network lacks is an error, not a silent
+    fp32 layer."""
+    if not config.fp16_layers or config.support.strongly_typed:
+        return
+    wanted = set(config.fp16_layers)
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.name in wanted:
+            layer.precision = trt.float16
+            wanted.discard(layer.name)
+    if wanted:
+        raise UserError(f"the ONNX file's record keeps {len(wanted)} nodes float that TensorRT's network does not have "
+                        f"(first {sorted(wanted)[0]!r}): re-export the mixed file")
 
 
 def network_flags(trt, support: TensorRTSupport) -> int:
@@ -261,6 +305,7 @@ def onnx_to_engine_inspected(onnx_path: Path, config: EngineBuildConfig) -> tupl
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    constrain_layers(trt, network, config)
     builder_config, timing_cache = configure_builder(trt, builder, network, config)
     serialized = builder.build_serialized_network(network, builder_config)
     if serialized is None:

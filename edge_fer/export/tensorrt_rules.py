@@ -183,10 +183,11 @@ def weight_axes_of(graph: Graph) -> dict:
     return axes
 
 
-def check_placement(graph: Graph) -> list[str]:
+def check_placement(graph: Graph, float_nodes: frozenset = frozenset()) -> list[str]:
+    """Every Conv/MatMul reads Q/DQ'd data and weights, but the nodes a mixed file keeps in float on purpose."""
     problems = []
     for node in graph.graph.node:
-        if node.op_type not in WEIGHTED_OPS:
+        if node.op_type not in WEIGHTED_OPS or node.name in float_nodes:
             continue
         for role, tensor in zip(("data", "weights"), node.input[:2]):
             producer = graph.producer.get(tensor)
@@ -226,9 +227,26 @@ def _constant_behind(graph: Graph, tensor: str) -> bool:
     return tensor in graph.constants
 
 
-def check_tensorrt(model, support: TensorRTSupport, dla: bool = False, gpu_fallback: bool = True) -> RuleReport:
-    """Every rule against one ONNX model (an onnx.ModelProto)."""
+def kept_float_nodes(model) -> frozenset:
+    """The nodes a mixed-precision file keeps in float on purpose, as its embedded edge_fer record lists them."""
+    import json
+
+    for prop in model.metadata_props:
+        if prop.key == "edge_fer":
+            try:
+                nodes = json.loads(prop.value).get("keep_float_nodes") or []
+            except (ValueError, AttributeError):
+                return frozenset()
+            return frozenset(name for name in nodes if isinstance(name, str))
+    return frozenset()
+
+
+def check_tensorrt(model, support: TensorRTSupport, dla: bool = False, gpu_fallback: bool = True,
+                   float_nodes: frozenset | None = None) -> RuleReport:
+    """Every rule against one ONNX model (an onnx.ModelProto). `float_nodes`: nodes kept in float on purpose
+    (default: those the file's own record lists)."""
     graph = Graph(model)
+    float_nodes = kept_float_nodes(model) if float_nodes is None else frozenset(float_nodes)
     report = RuleReport(tensorrt=support.label)
     report.problems += check_opset(graph, support)
     report.problems += check_ops(graph, support)
@@ -237,7 +255,9 @@ def check_tensorrt(model, support: TensorRTSupport, dla: bool = False, gpu_fallb
     for node in qdq_nodes:
         report.problems += check_qdq_node(graph, node, support, weight_axes)
     if qdq_nodes:
-        report.problems += check_placement(graph)
+        report.problems += check_placement(graph, float_nodes)
+        if float_nodes:
+            report.notes.append(f"{len(float_nodes)} nodes kept in float on purpose (mixed precision)")
     if dla:
         if not support.dla:
             report.problems.append(f"TensorRT {support.label} builds no DLA engines on Jetson")

@@ -34,7 +34,7 @@ class ExportSection:
     parity_images: int = 500
     target: str | None = None
     threads: int | None = None
-    keep_float: list = field(default_factory=list)  # tflite-mixed: the Keras layers left in fp32
+    keep_float: list | str = field(default_factory=list)  # mixed formats: Keras layers left in float, or "auto:N"
 
 
 @dataclass
@@ -147,6 +147,7 @@ def check_bench_artifacts(artifacts: list) -> None:
 def validate(config: PipelineConfig, base: Path) -> None:
     """Every check that needs no heavy work: stage names, dataset (and its root), variant, formats, target, paths."""
     from edge_fer.data import get_adapter
+    from edge_fer.export.mixed import require_keep_float
     from edge_fer.formats import parse_formats
     from edge_fer.models import MODELS
     from edge_fer.targets import load_target
@@ -167,9 +168,7 @@ def validate(config: PipelineConfig, base: Path) -> None:
     MODELS.get(config.model.variant)
     check_label_drawing(config.train.draw_labels, config.data.label_mode)
     check_recipe(config.train)
-    if any(f.name == "tflite-mixed" for f in parse_formats(config.export.formats)) and not config.export.keep_float:
-        raise UserError("export.formats has tflite-mixed: set export.keep_float = [\"layer\", ...] (the Keras layers "
-                        "left in fp32; edge-fer debug precision ranks them)")
+    require_keep_float(parse_formats(config.export.formats), config.export.keep_float)
     check_bench_artifacts(config.bench.artifacts)
     load_target(config.bench.target)
     if config.export.target:

@@ -2,8 +2,9 @@
 
 Sources, per row: onnx-tensorrt's docs/operators.md at each release branch (opset ceiling, Q/DQ types),
 trtexec's samples/common/sampleOptions.cpp at each tag (which flags parse), NVIDIA's migration guides
-(8.x -> 10.x: --workspace removed for --memPoolSize; 10.x -> 11.x: precision flags and BuilderFlag.FP16/INT8
-removed, every network strongly typed, JetPack not supported), and the JetPack release notes (which
+(8.x -> 10.x: --workspace removed for --memPoolSize; 10.x -> 11.x: precision flags, BuilderFlag.FP16/INT8 and
+the OBEY/PREFER_PRECISION_CONSTRAINTS flags removed, every network strongly typed, JetPack not supported), the OSS
+CHANGELOG (8.4.1: trtexec gains --layerPrecisions and --layerOutputTypes), and the JetPack release notes (which
 TensorRT each JetPack ships). The builder (tensorrt.py), the trtexec command lines and the rule check
 (tensorrt_rules.py) all read this one table; tests hold trtexec's flag lists per version as separate data.
 """
@@ -31,6 +32,7 @@ class TensorRTSupport:
     layer_info: bool = True  # trtexec --exportLayerInfo / --profilingVerbosity=detailed (8.4+): precisions readable
     dq_zero_point: bool = False  # the 8.x ONNX parser needs DequantizeLinear's zero point input too
     implicit_int8: bool = True  # --calib / IInt8Calibrator (implicit quantization; removed in 11.x)
+    layer_precisions: bool = True  # trtexec --precisionConstraints/--layerPrecisions (8.4+; gone in 11.x: strongly typed)
 
     @property
     def label(self) -> str:
@@ -38,12 +40,13 @@ class TensorRTSupport:
 
 
 SUPPORT: tuple[TensorRTSupport, ...] = (
-    TensorRTSupport("8.2", "4.6", 13, ("INT8",), False, True, False, False, False, True, layer_info=False, dq_zero_point=True),
+    TensorRTSupport("8.2", "4.6", 13, ("INT8",), False, True, False, False, False, True, layer_info=False, dq_zero_point=True,
+                    layer_precisions=False),
     TensorRTSupport("8.5", "5.0.2-5.1.x", 17, ("INT8",), False, True, True, False, True, True, dq_zero_point=True),
     TensorRTSupport("8.6", "6.0", 17, ("INT8",), False, True, True, True, True, True, dq_zero_point=True),
     TensorRTSupport("10", "6.1-6.2", 20, ("INT8", "FLOAT8E4M3FN", "INT4"), False, False, True, True, True, True),
     TensorRTSupport("11", None, 24, ("INT8", "FLOAT8E4M3FN", "INT4"), True, False, True, True, True, False,
-                    implicit_int8=False),
+                    implicit_int8=False, layer_precisions=False),
 )
 DLA_FROM = {"11": ((11, 4), "7.0")}  # TensorRT 11.4 brings DLA back on AGX Orin, with JetPack 7
 

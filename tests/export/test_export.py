@@ -23,7 +23,8 @@ def test_every_format_has_one_builder():
 
     for export_format in export_formats():
         if export_format.needs_gpu:
-            assert {get_format(engine_source(export_format.precision, row)).suffix for row in SUPPORT} == {".onnx"}
+            sources = {export_format.engine_from or engine_source(export_format.precision, row) for row in SUPPORT}
+            assert {get_format(source).suffix for source in sources} == {".onnx"}
         else:
             assert export_format.name in BUILDERS
     assert [f.name for f in parse_formats("cpu")] == CPU_FORMATS
@@ -62,12 +63,69 @@ def test_a_mixed_file_keeps_the_named_layers_in_float_and_the_rest_in_int8(expor
     assert kinds["conv_dw_2_relu"] == np.int8 and kinds["conv_dw_4_relu"] == np.int8, kinds
 
     assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--out", str(tmp_path / "none")]) == 2
-    assert "tflite-mixed keeps the layers in export.keep_float in fp32: name them" in capsys.readouterr().err
+    assert "tflite-mixed keep the layers in export.keep_float in float: name them" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()  # refused before any work
     assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--keep-float", "conv_dw_33_relu",
                  "--out", str(tmp_path / "wrong"), "--json"]) == 1  # that format failed, with the reason
     reason = json.loads(capsys.readouterr().out)[0]["reason"]
     assert "no layer 'conv_dw_33_relu' in this model; its layers: " in reason and "conv_dw_3_relu" in reason
+
+
+def test_a_mixed_onnx_file_keeps_the_named_layers_nodes_float_and_says_so_to_tensorrt(exported, tmp_path):
+    """onnx-mixed-qdq: the named layers' nodes (convolution and activation together) read float weights and no
+    Q/DQ of their own, every other Conv reads Q/DQ'd weights; the record lists the float nodes, so TensorRT's rule
+    check accepts them and the engine plan constrains exactly those layers to fp16."""
+    from edge_fer.export.engines import engine_plan
+    from edge_fer.export.tensorrt_rules import check_tensorrt_file
+    from edge_fer.targets.tensorrt_support import get_support
+
+    root, _ = exported
+    results = export(root / "float", tmp_path, ExportSettings(formats="onnx-mixed-qdq", keep_float=["conv_dw_3_relu"],
+                                                              calibration_images=64, parity_images=200))
+    assert results[0]["status"] == "passed", results[0]
+    path = tmp_path / "model-onnx-mixed-qdq.onnx"
+    record = read_metadata(path)
+    assert record["keep_float"] == ["conv_dw_3_relu"]
+    nodes = set(record["keep_float_nodes"])
+    assert nodes and all("/conv_dw_3/" in name or "/conv_dw_3_relu/" in name for name in nodes), nodes
+    model = onnx.load(str(path))
+    producer = {output: node for node in model.graph.node for output in node.output}
+    weights = {node.name: producer.get(node.input[1]) for node in model.graph.node if node.op_type == "Conv"}
+    float_convs = {name for name, source in weights.items() if source is None or source.op_type != "DequantizeLinear"}
+    assert float_convs == {name for name in nodes if name in weights} and len(weights) > len(float_convs) + 5
+    assert check_tensorrt_file(path, get_support("10.3")).passed
+    stripped = onnx.load(str(path))
+    del stripped.metadata_props[:]  # without its record the same float convolutions are problems
+    from edge_fer.export.tensorrt_rules import check_tensorrt
+    assert not check_tensorrt(stripped, get_support("10.3")).passed
+
+    plan = engine_plan(path, "int8", tensorrt_version="10.3")
+    spec = next(arg for arg in plan["trtexec_command"] if arg.startswith("--layerPrecisions="))
+    assert sorted(spec.removeprefix("--layerPrecisions=").split(",")) == sorted(f"{name}:fp16" for name in nodes)
+    assert "--precisionConstraints=prefer" in plan["trtexec_command"]
+    assert not any(arg.startswith("--layerPrecisions") for arg in engine_plan(path, "int8", tensorrt_version="8.2.1")["trtexec_command"])
+
+
+def test_auto_keeps_the_layers_the_debugger_ranks_first(exported, tmp_path, capsys):
+    from edge_fer.export.mixed import layers_by_harm
+
+    root, _ = exported
+    assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--keep-float", "auto:2",
+                 "--calibration-images", "64", "--parity-images", "100", "--out", str(tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    record = read_metadata(tmp_path / "model-tflite-mixed.tflite")
+    chosen = record["keep_float_chosen"]
+    assert chosen["request"] == "auto:2" and record["keep_float"] == chosen["ranking"][:2]
+    assert layers_by_harm({"layers": [
+        {"position": 0, "layer": "a", "op": "CONV_2D", "sqnr_db": 30.0, "added_db": 0.0, "added_noise": 0.001,
+         "noise_share": 0.1, "cosine": 1.0, "max_abs_error": 0.1, "range_error": 0.01},
+        {"position": 1, "layer": "b", "op": "CONV_2D", "sqnr_db": 10.0, "added_db": 20.0, "added_noise": 0.099,
+         "noise_share": 0.9, "cosine": 0.9, "max_abs_error": 1.0, "range_error": 0.1}]}) == ["b", "a"]
+    for bad in ("auto:0", "auto:x", "auto", "conv_dw_3_relu,auto:1"):
+        assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--keep-float", bad,
+                     "--out", str(tmp_path / "bad")]) == 2
+        assert "give Keras layer names" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_int8_artifacts_are_about_a_quarter_of_fp32(exported):
