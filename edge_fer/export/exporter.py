@@ -41,6 +41,7 @@ class ExportSettings:
     seed: int = 0
     floors: dict = field(default_factory=lambda: dict(PARITY_FLOORS))
     keep_float: list | str = field(default_factory=list)  # mixed formats: Keras layers left in float, or "auto:N"
+    keep_float_chosen: dict | None = None  # how debug.auto resolved "auto:N" into keep_float's names
 
 
 class ExportContext:
@@ -60,7 +61,7 @@ class ExportContext:
     def dataset(self):
         return self.dataset_spec.load()
 
-    def _raw_sample(self, split_names, count: int) -> np.ndarray:
+    def raw_sample(self, split_names, count: int) -> np.ndarray:
         split = next((self.dataset.splits[s] for s in split_names if s in self.dataset.splits), None)
         if split is None:
             raise UserError(f"dataset {self.dataset.name} has none of the splits {split_names}")
@@ -70,7 +71,7 @@ class ExportContext:
     def _sample(self, split_names, count: int) -> np.ndarray:
         from edge_fer.data.preprocess import to_model_input
 
-        return to_model_input(self._raw_sample(split_names, count), self.image_size)
+        return to_model_input(self.raw_sample(split_names, count), self.image_size)
 
     @functools.cached_property
     def dataset_is_grey(self) -> bool:
@@ -141,14 +142,13 @@ class ExportContext:
     @functools.cached_property
     def keep_float(self) -> tuple[list[str], dict | None]:
         """The Keras layers the mixed formats keep in float, and how "auto:N" chose them (None: named)."""
-        from edge_fer.export.mixed import RANKING_IMAGES, most_harmed_layers, parse_keep_float
+        from edge_fer.export.mixed import parse_keep_float
 
         request = parse_keep_float(self.settings.keep_float)
-        if isinstance(request, list):
-            return request, None
-        int8 = converters.keras_to_tflite(self.float_model, "int8", self.calibration, int8_io=False)
-        layers, ranking = most_harmed_layers(self.model_dir, int8, self._raw_sample(("valid", "test"), RANKING_IMAGES), request)
-        return layers, {"request": f"auto:{request}", **ranking}
+        if not isinstance(request, list):
+            raise UserError(f"export.keep_float = \"auto:{request}\" is resolved by edge_fer.debug.auto.resolve_keep_float "
+                            "before export (the CLI and pipelines do this)")
+        return request, self.settings.keep_float_chosen
 
     @functools.cached_property
     def qat_tflite_float_io(self) -> bytes:

@@ -1,17 +1,15 @@
 """Which layers a mixed-precision format keeps in float: `export.keep_float`, either Keras layer names or
-"auto:N", the N layers `edge-fer debug precision` finds the full int8 file loses most in, on the validation split."""
+"auto:N", the N layers `edge-fer debug precision` finds the full int8 file loses most in, on the validation split
+(resolved above this layer, by edge_fer.debug.auto, before the export runs)."""
 
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 
 from edge_fer.errors import UserError
 
 AUTO = re.compile(r"auto:(\d+)")
 AUTO_MAX = 64
-RANKING_IMAGES = 200  # validation images the ranking compares on
 
 
 def parse_keep_float(value) -> list[str] | int:
@@ -36,28 +34,3 @@ def require_keep_float(formats, value) -> None:
     if mixed and not parse_keep_float(value):
         raise UserError(f"{', '.join(mixed)} keep the layers in export.keep_float in float: name them (--keep-float A,B) "
                         "or give auto:N (the N layers `edge-fer debug precision` ranks first)")
-
-
-def layers_by_harm(result: dict) -> list[str]:
-    """The Keras layers of a `debug precision` result, the most added quantization noise first (the output left out)."""
-    from edge_fer.debug.precision import LayerRow, ranked
-    from edge_fer.debug.taps import OUTPUT_KEY
-
-    rows = ranked([LayerRow(**row) for row in result["layers"]])
-    return list(dict.fromkeys(row.layer for row in rows if row.layer != OUTPUT_KEY and row.added_noise > 0))
-
-
-def most_harmed_layers(model_dir: Path, int8_tflite: bytes, images, count: int) -> tuple[list[str], dict]:
-    """The `count` layers the full int8 file loses most in, against the Keras model in `model_dir`, on `images`
-    (a split's raw images); with the ranking's summary for the artifact's record."""
-    from edge_fer.debug.precision import debug_precision
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model-tflite-int8.tflite"
-        path.write_bytes(int8_tflite)
-        result = debug_precision(path, model_dir, images, Path(folder) / "debug")
-    layers = layers_by_harm(result)
-    if len(layers) < count:
-        raise UserError(f"export.keep_float = \"auto:{count}\": int8 adds noise in only {len(layers)} layers of this model; "
-                        f"ask for at most {len(layers)}")
-    return layers[:count], {"ranked_on": f"{len(images)} validation images", "ranking": layers[:max(count, 8)]}

@@ -97,6 +97,7 @@ def stage_qat(run: RunContext, stage_dir: Path) -> dict:
 
 
 def stage_export(run: RunContext, stage_dir: Path) -> dict:
+    from edge_fer.debug.auto import resolve_keep_float
     from edge_fer.export.exporter import ExportSettings, export
 
     section = run.config.export
@@ -104,6 +105,7 @@ def stage_export(run: RunContext, stage_dir: Path) -> dict:
                               parity_images=section.parity_images, target=section.target, threads=section.threads,
                               seed=run.config.train.seed, keep_float=list(section.keep_float))
     qat_dir = run.stage_dir("qat") if "qat" in run.config.stages else None
+    settings = resolve_keep_float(run.stage_dir("train"), settings)  # "auto:N" to layer names
     results = export(run.stage_dir("train"), stage_dir, settings, qat_dir=qat_dir)
     statuses = {r["format"]: r["status"] for r in results}
     bad = [name for name, status in statuses.items() if status in FAILURES]

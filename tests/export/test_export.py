@@ -107,7 +107,7 @@ def test_a_mixed_onnx_file_keeps_the_named_layers_nodes_float_and_says_so_to_ten
 
 
 def test_auto_keeps_the_layers_the_debugger_ranks_first(exported, tmp_path, capsys):
-    from edge_fer.export.mixed import layers_by_harm
+    from edge_fer.debug.auto import layers_by_harm
 
     root, _ = exported
     assert main(["export", str(root / "float"), "--formats", "tflite-mixed", "--keep-float", "auto:2",
