@@ -144,7 +144,7 @@ PATHS = pytest.mark.hostile("paths")
     (('stages = ["data"', 'stages = ["dta"'), "unknown stage 'dta' (did you mean 'data'?)"),
     (("batch_size = 8", "batch_size = 8\ndraw_labels = true"), 'train.draw_labels draws from vote distributions: set data.label_mode = "probability"'),
     (('[bench]', '[bench]\nartifacts = ["nowhere/model.tflite"]'), "bench.artifacts: 'nowhere/model.tflite' is not an exported file"),
-    (('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-mixed"'), "export.formats has tflite-mixed: set export.keep_float"),
+    (('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-mixed"'), "tflite-mixed keep the layers in export.keep_float in float"),
     pytest.param(('name = "tiny"', 'name = "../../escaped"'), "must be a plain folder name", marks=PATHS),
     pytest.param(('[bench]', '[bench]\nstore = "../../elsewhere.sqlite"'), "bench.store = '../../elsewhere.sqlite' leaves", marks=PATHS),
     pytest.param(('[bench]', '[report]\ninclude = ["/etc/passwd"]\n[bench]'), "report.include: '/etc/passwd' must be a Markdown file inside", marks=PATHS),
