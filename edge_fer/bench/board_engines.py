@@ -83,7 +83,7 @@ def prebuilt_problem(facts: dict, board: dict) -> str | None:
 def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: int) -> tuple[list[EngineJob], list]:
     """One job per TensorRT precision the target runs whose ONNX source is among the artifacts; an engine this
     board's TensorRT cannot build is (its facts, the reason) instead."""
-    from edge_fer.export.engines import float_layers_of
+    from edge_fer.export.mixed import float_nodes_of
     from edge_fer.export.tensorrt import EngineBuildConfig, engine_source, implicit_int8
     from edge_fer.targets.tensorrt_support import get_support
 
@@ -101,7 +101,7 @@ def plan_jobs(target: Target, every_facts: list[dict], board: dict, duration_s: 
             continue
         size = int(source["image_size"])
         config = EngineBuildConfig.from_target(target, engine_format.precision, size, input_name=onnx_input_name(source["path"]),
-                                               tensorrt=version, fp16_layers=float_layers_of(source["meta"]) or None)
+                                               tensorrt=version, fp16_layers=float_nodes_of(source["meta"]) or None)
         try:
             jobs.append(engine_job(target, board, config, source, engine_format, duration_s, implicit_int8(config)))
         except UserError as error:

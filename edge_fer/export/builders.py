@@ -45,7 +45,7 @@ def tflite_int8_grey(ctx) -> bytes:
 
 @builds("tflite-mixed")
 def tflite_mixed(ctx) -> bytes:
-    return converters.keras_to_tflite_mixed(ctx.float_model, ctx.calibration, ctx.keep_float[0])
+    return converters.keras_to_tflite_mixed(ctx.float_model, ctx.calibration, ctx.keep_float)
 
 
 @builds("onnx-fp32")
@@ -73,5 +73,4 @@ def onnx_int8_ptq(ctx) -> bytes:
 
 @builds("onnx-mixed-qdq")
 def onnx_mixed_qdq(ctx) -> bytes:
-    nodes = converters.onnx_nodes_of_layers(ctx.onnx_fp32, ctx.keep_float[0])
-    return converters.onnx_to_int8_ptq(ctx.onnx_fp32, ctx.calibration, keep_float=tuple(nodes)).SerializeToString()
+    return converters.onnx_to_int8_ptq(ctx.onnx_fp32, ctx.calibration, keep_float=tuple(ctx.keep_float_nodes)).SerializeToString()

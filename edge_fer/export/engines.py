@@ -12,6 +12,7 @@ from edge_fer import atomic
 from edge_fer.artifacts import file_sha256, read_metadata, write_metadata
 from edge_fer.compare import agreement, run_batches
 from edge_fer.errors import UserError
+from edge_fer.export.mixed import float_nodes_of
 from edge_fer.formats import PARITY_FLOORS, ExportFormat
 
 
@@ -68,14 +69,8 @@ def build_engine(ctx, export_format: ExportFormat, out: Path, path: Path) -> dic
     else:  # the GPU on this machine, with the defaults
         config = tensorrt.EngineBuildConfig(export_format.precision, image_size=ctx.image_size, input_name=input_name,
                                             tensorrt=plan.tensorrt)
-    config.fp16_layers = float_layers_of(read_metadata(onnx_path))
+    config.fp16_layers = float_nodes_of(read_metadata(onnx_path))
     return build_engine_file(onnx_path, path, config, plan)
-
-
-def float_layers_of(record: dict | None) -> tuple:
-    """The nodes a mixed-precision ONNX file keeps in float, as its record lists them: the engine's fp16 layers."""
-    nodes = (record or {}).get("keep_float_nodes") or []
-    return tuple(name for name in nodes if isinstance(name, str))
 
 
 def build_engine_file(onnx_path: Path, out: Path, config, plan: EngineBuilder) -> dict:
@@ -143,7 +138,7 @@ def engine_plan(source: Path, precision: str, target_name: str | None = None, bu
     else:
         config = tensorrt.EngineBuildConfig(precision, image_size=size, input_name=input_name, tensorrt=plan.tensorrt)
     if precision == "int8":
-        config.fp16_layers = float_layers_of(meta)
+        config.fp16_layers = float_nodes_of(meta)
     dla = config.dla_core is not None
     implicit, files = None, {}
     if tensorrt.implicit_int8(config):  # DLA runs no Q/DQ graph: the QDQ file's scales go into a calibration cache

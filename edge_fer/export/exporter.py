@@ -140,15 +140,20 @@ class ExportContext:
         return converters.keras_to_onnx(self.float_model, self.opset)
 
     @functools.cached_property
-    def keep_float(self) -> tuple[list[str], dict | None]:
-        """The Keras layers the mixed formats keep in float, and how "auto:N" chose them (None: named)."""
+    def keep_float(self) -> list[str]:
+        """The Keras layers the mixed formats keep in float."""
         from edge_fer.export.mixed import parse_keep_float
 
         request = parse_keep_float(self.settings.keep_float)
         if not isinstance(request, list):
             raise UserError(f"export.keep_float = \"auto:{request}\" is resolved by edge_fer.debug.auto.resolve_keep_float "
                             "before export (the CLI and pipelines do this)")
-        return request, self.settings.keep_float_chosen
+        return request
+
+    @functools.cached_property
+    def keep_float_nodes(self) -> list[str]:
+        """The ONNX nodes those layers became in onnx_fp32."""
+        return converters.onnx_nodes_of_layers(self.onnx_fp32, self.keep_float)
 
     @functools.cached_property
     def qat_tflite_float_io(self) -> bytes:
@@ -181,10 +186,10 @@ def artifact_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
 
 
 def mixed_record(ctx: ExportContext, export_format: ExportFormat) -> dict:
-    layers, chosen = ctx.keep_float
-    record = {"keep_float": layers, **({"keep_float_chosen": chosen} if chosen else {})}
+    chosen = ctx.settings.keep_float_chosen
+    record = {"keep_float": ctx.keep_float, **({"keep_float_chosen": chosen} if chosen else {})}
     if export_format.suffix == ".onnx":
-        record["keep_float_nodes"] = converters.onnx_nodes_of_layers(ctx.onnx_fp32, layers)
+        record["keep_float_nodes"] = ctx.keep_float_nodes
     return record
 
 

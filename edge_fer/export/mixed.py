@@ -28,6 +28,13 @@ def parse_keep_float(value) -> list[str] | int:
                     f"\"auto:N\" (N from 1 to {AUTO_MAX}: the N layers int8 hurts most, ranked on the validation split)")
 
 
+def float_nodes_of(record: dict | None) -> tuple[str, ...]:
+    """The nodes a mixed-precision ONNX file keeps in float, as its edge_fer record lists them (`keep_float_nodes`):
+    what TensorRT's rule check accepts in float and what an engine constrains to fp16."""
+    nodes = record.get("keep_float_nodes") if isinstance(record, dict) else None
+    return tuple(name for name in nodes if isinstance(name, str)) if isinstance(nodes, list) else ()
+
+
 def require_keep_float(formats, value) -> None:
     """A mixed format needs layers to keep: refused before any work when none are named."""
     mixed = [f.name for f in formats if f.keeps_float]

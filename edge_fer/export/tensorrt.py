@@ -79,7 +79,6 @@ class EngineBuildConfig:
             flags.append("GPU_FALLBACK")
         return flags
 
-
     def layer_constraints(self, builder: str) -> str:
         """What the plan does with a mixed file's float layers, in words for the engine's record."""
         if not self.fp16_layers:

@@ -231,13 +231,14 @@ def kept_float_nodes(model) -> frozenset:
     """The nodes a mixed-precision file keeps in float on purpose, as its embedded edge_fer record lists them."""
     import json
 
+    from edge_fer.export.mixed import float_nodes_of
+
     for prop in model.metadata_props:
         if prop.key == "edge_fer":
             try:
-                nodes = json.loads(prop.value).get("keep_float_nodes") or []
-            except (ValueError, AttributeError):
+                return frozenset(float_nodes_of(json.loads(prop.value)))
+            except ValueError:
                 return frozenset()
-            return frozenset(name for name in nodes if isinstance(name, str))
     return frozenset()
 
 
