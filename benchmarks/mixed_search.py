@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.report.tables import flips  # noqa: E402
 
 TOP_LAYERS_ASKED = 8
 
@@ -50,17 +51,6 @@ def export_candidates(model: Path, layers: list[str], keeps: list[int], spec: Da
             raise SystemExit(f"error: {formats} with {keep} did not pass its check: {results[0].get('reason')}")
         files.append(Path(results[0]["path"]))
     return files
-
-
-def flips(row: dict, reference: dict, split: str) -> float | None:
-    from edge_fer.evaluate import unpack_classes
-
-    key = "scores_valid" if split == "valid" else "scores"
-    mine, theirs = (r.get("metrics", {}).get(key, {}) for r in (row, reference))
-    if not mine.get("predicted") or not theirs.get("predicted"):
-        return None
-    count = mine["count"]
-    return float((unpack_classes(mine["predicted"], count) != unpack_classes(theirs["predicted"], count)).mean())
 
 
 def main() -> int:
@@ -105,7 +95,7 @@ def main() -> int:
         table.append({"file": str(path), "format": row["format"], "keep_float": keep, "status": row["status"],
                       "valid": row["metrics"]["scores_valid"]["accuracy"], "test": row["accuracy"],
                       "test_interval_95": wilson_interval(row["accuracy"], test["count"]),
-                      "flips_vs_fp32_valid": flips(row, reference, "valid"), "flips_vs_fp32_test": flips(row, reference, "test"),
+                      "flips_vs_fp32_valid": flips(row, reference, "scores_valid"), "flips_vs_fp32_test": flips(row, reference),
                       "p50_ms": row["p50_ms"], "size_bytes": row["size_bytes"], "run_id": row["run_id"]})
     fp32_valid = table[1]["valid"]
     chosen = next((entry for entry in table if entry["format"] != "tflite-fp32" and entry["valid"] >= fp32_valid - args.tolerance

@@ -8,7 +8,10 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict:
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+                           votes: np.ndarray | None = None) -> dict:
+    """`votes`, where the dataset has them (FERPlus: each image's annotator distribution), adds the mean KL
+    divergence from the votes to the predicted distribution."""
     predicted = np.argmax(probabilities, axis=1)
     indices = list(range(len(classes)))
     confusion = confusion_matrix(labels, predicted, labels=indices)
@@ -26,7 +29,20 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
         "correct_bits": pack_correct(predicted == labels),
         "predicted": pack_classes(predicted),
         "ece": expected_calibration_error(labels, probabilities),
+        **({"vote_kl": vote_kl(votes, probabilities)} if votes is not None else {}),
     }
+
+
+def vote_kl(votes: np.ndarray, probabilities: np.ndarray) -> float | None:
+    """Mean KL(votes || prediction) in nats: how far each predicted distribution is from what the annotators said,
+    not only whether its top class matches theirs. A prediction is floored at 1e-7 (an int8 file's exact zeros)."""
+    if not len(votes):
+        return None
+    votes = np.asarray(votes, dtype=np.float64)
+    predicted = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, None)
+    predicted /= predicted.sum(axis=1, keepdims=True)
+    ratio = np.where(votes > 0, votes / np.where(votes > 0, predicted, 1.0), 1.0)
+    return float(np.mean(np.sum(votes * np.log(ratio), axis=1)))
 
 
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 15) -> float | None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_fer.evaluate import classification_metrics, expected_calibration_error, flip_rate
+from edge_fer.evaluate import classification_metrics, expected_calibration_error, flip_rate, vote_kl
 
 
 def test_calibration_error_is_the_gap_between_confidence_and_accuracy_per_bin():
@@ -31,3 +31,17 @@ def test_predicted_classes_travel_with_the_metrics():
     assert unpack_classes(metrics["predicted"], 4).tolist() == [0, 2, 2, 1]
     with pytest.raises(ValueError):
         unpack_classes(metrics["predicted"], 5)
+
+
+def test_kl_to_the_votes_is_zero_for_a_prediction_equal_to_them_and_grows_with_the_gap():
+    votes = np.array([[0.7, 0.3, 0.0], [0.0, 0.0, 1.0]])
+    assert vote_kl(votes, votes) == pytest.approx(0.0, abs=1e-6)
+    # image 1: 0.7 ln(0.7/0.5) + 0.3 ln(0.3/0.5); image 2: 1 ln(1/0.8); a class nobody voted for adds nothing
+    predicted = np.array([[0.5, 0.5, 0.0], [0.1, 0.1, 0.8]])
+    expected = (0.7 * np.log(0.7 / 0.5) + 0.3 * np.log(0.3 / 0.5) + np.log(1 / 0.8)) / 2
+    assert vote_kl(votes, predicted) == pytest.approx(expected, rel=1e-6)
+    metrics = classification_metrics(np.array([0, 2]), predicted, ["a", "b", "c"], votes)
+    assert metrics["vote_kl"] == pytest.approx(expected, rel=1e-6)
+    assert "vote_kl" not in classification_metrics(np.array([0, 2]), predicted, ["a", "b", "c"])
+    # a zero where the annotators voted (an int8 file's exact 0) is floored, not an infinity
+    assert np.isfinite(vote_kl(votes, np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])))

@@ -63,9 +63,10 @@ class ScoringData:
         from edge_fer.evaluate import classification_metrics
 
         classes, count = self.dataset.classes, len(self.split.labels)
-        scored = {"scores": classification_metrics(self.split.labels, probabilities[:count], classes)}
+        scored = {"scores": classification_metrics(self.split.labels, probabilities[:count], classes, self.split.votes)}
         if self.valid is not None and len(probabilities) == count + len(self.valid.labels):
-            scored["scores_valid"] = classification_metrics(self.valid.labels, probabilities[count:], classes)
+            scored["scores_valid"] = classification_metrics(self.valid.labels, probabilities[count:], classes,
+                                                            self.valid.votes)
         return scored
 
     def images_for(self, size: int) -> Path | None:

@@ -37,17 +37,19 @@ def typed_option(adapter: str, options: dict, key: str, default, kind: type, low
 
 @dataclass
 class Split:
-    """One split: uint8 images (N, H, W, C), integer labels, optional soft labels and subject IDs."""
+    """One split: uint8 images (N, H, W, C), integer labels, optional soft labels (what training fits), subject IDs
+    and votes (the annotators' distribution over the classes, which scoring compares predictions with)."""
 
     images: np.ndarray
     labels: np.ndarray
     files: np.ndarray
     soft_labels: np.ndarray | None = None
     subjects: np.ndarray | None = None
+    votes: np.ndarray | None = None
 
     def __post_init__(self):
         count = len(self.images)
-        for name in ("labels", "files", "soft_labels", "subjects"):
+        for name in ("labels", "files", "soft_labels", "subjects", "votes"):
             value = getattr(self, name)
             if value is not None and len(value) != count:
                 raise ValueError(f"split field {name} has {len(value)} rows, images has {count}")
@@ -57,7 +59,8 @@ class Split:
 
     def subset(self, index) -> "Split":
         pick = lambda value: None if value is None else value[index]  # noqa: E731
-        return Split(self.images[index], self.labels[index], self.files[index], pick(self.soft_labels), pick(self.subjects))
+        return Split(self.images[index], self.labels[index], self.files[index], pick(self.soft_labels),
+                     pick(self.subjects), pick(self.votes))
 
 
 @dataclass

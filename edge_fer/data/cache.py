@@ -16,7 +16,7 @@ import numpy as np
 from edge_fer import atomic
 from edge_fer.data.base import Split
 
-FIELDS = ("images", "labels", "files", "soft_labels", "subjects")
+FIELDS = ("images", "labels", "files", "soft_labels", "subjects", "votes")
 
 
 def cache_dir() -> Path | None:
@@ -76,10 +76,11 @@ def plausible(split: Split, classes: int) -> bool:
         return False
     if split.images.dtype != np.uint8 or split.images.ndim != 4:
         return False
-    soft = split.soft_labels
-    if soft is not None:
-        soft = np.asarray(soft, dtype=np.float64)
-        if soft.ndim != 2 or soft.shape[1] != classes or not np.all(np.isfinite(soft)) or soft.min() < 0 \
-                or np.abs(soft.sum(axis=1) - 1).max() > 1e-3:
-            return False
-    return True
+    return all(distribution is None or is_distribution(distribution, classes)
+               for distribution in (split.soft_labels, split.votes))
+
+
+def is_distribution(rows, classes: int) -> bool:
+    rows = np.asarray(rows, dtype=np.float64)
+    return rows.ndim == 2 and rows.shape[1] == classes and bool(np.all(np.isfinite(rows))) and rows.min() >= 0 \
+        and np.abs(rows.sum(axis=1) - 1).max() <= 1e-3

@@ -55,6 +55,7 @@ class FerPlus(Adapter):
     # in the loss alone, not in the images
     label_modes = ("majority", "argmax", "probability", "probability-majority")
     training_only_modes = ("probability", "probability-majority")
+    version = 2  # 2: every split carries its images' vote distributions (Split.votes) for scoring
 
     def fingerprint(self) -> list:
         folders = [self.root / folder for folder in SPLIT_FOLDERS.values()]
@@ -75,15 +76,14 @@ class FerPlus(Adapter):
         return require_nonempty(splits, self.root)
 
     def build_split(self, folder: Path, rows: list[tuple[str, np.ndarray]], split_name: str) -> Split:
-        names, labels, soft = [], [], []
+        names, labels, distributions = [], [], []
         for file_name, votes in rows:
             label = majority_label(votes) if self.label_mode in MAJORITY_IMAGES else argmax_label(votes)
             if label is None:
                 continue
             names.append(file_name)
             labels.append(label)
-            if self.label_mode.startswith("probability"):
-                soft.append(vote_distribution(votes))
+            distributions.append(vote_distribution(votes))
         if not names:
             raise DataError(f"split {split_name!r} has no images with label mode {self.label_mode!r}", folder)
         images = decode_images([folder / n for n in names], 1, self.image_size, f"decoding {folder.name}")
@@ -91,7 +91,8 @@ class FerPlus(Adapter):
             images=images,
             labels=np.asarray(labels, np.int64),
             files=np.asarray(names),
-            soft_labels=np.stack(soft) if soft else None,
+            soft_labels=np.stack(distributions) if self.label_mode.startswith("probability") else None,
+            votes=np.stack(distributions),
         )
 
 

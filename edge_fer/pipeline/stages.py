@@ -148,7 +148,7 @@ def stage_evaluate(run: RunContext, stage_dir: Path) -> dict:
             with runtime_for(artifact, threads=section.threads) as runner:
                 probabilities[name] = run_batches(runner, to_model_input(split.images, runner.input_spec.height), 64)
         results[dataset.label_mode or "default"] = {
-            name: {**classification_metrics(split.labels, probs, dataset.classes),
+            name: {**classification_metrics(split.labels, probs, dataset.classes, split.votes),
                    "flip_rate": flip_rate(probabilities["keras"], probs)} for name, probs in probabilities.items()}
     atomic.write_json(stage_dir / "evaluate.json", results)
     first = results[next(iter(results))]

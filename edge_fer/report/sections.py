@@ -82,8 +82,9 @@ def fixed(value: float | None, digits: int) -> str | None:
 
 def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] = lambda run, name: name) -> list[str]:
     """Per label mode, two Markdown tables: each model's count, accuracy (with its 95% interval), macro-F1, expected
-    calibration error and the share of images whose prediction differs from the float Keras model's, then its
-    accuracy per class. `results` maps a run name to that run's evaluate.json (older ones lack the last two)."""
+    calibration error, the share of images whose prediction differs from the float Keras model's and (FERPlus) the
+    KL divergence from the annotators' votes, then its accuracy per class. `results` maps a run name to that run's
+    evaluate.json (older ones lack the last three)."""
     parts = []
     modes = list(dict.fromkeys(mode for evaluated in results.values() for mode in evaluated))
     for mode in modes:
@@ -93,12 +94,12 @@ def accuracy_tables(results: dict, split: str, label: Callable[[str, str], str] 
                 classes = classes or m["classes"]
                 rows.append([label(run, name), f"{m['count']}", f"{m['accuracy']:.4f}",
                              interval_cell(m["accuracy"], m["count"]), f"{m['macro_f1']:.4f}",
-                             fixed(m.get("ece"), 4), fixed(m.get("flip_rate"), 4)])
+                             fixed(m.get("ece"), 4), fixed(m.get("flip_rate"), 4), fixed(m.get("vote_kl"), 4)])
                 per_class.append([label(run, name), *("-" if m["per_class_accuracy"][c] is None
                                                       else f"{m['per_class_accuracy'][c]:.3f}" for c in classes)])
         parts += [f"Label mode `{mode}`, split `{split}`:", "",
                   markdown_table(*visible(["model", "images", "accuracy", "95% interval", "macro-F1", "ECE",
-                                           "flips vs float"], rows)), "",
+                                           "flips vs float", "KL to votes"], rows)), "",
                   "Accuracy per class:", "", markdown_table(["model", *classes], per_class), ""]
     return parts
 

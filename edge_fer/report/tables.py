@@ -3,13 +3,15 @@ the roofline estimate) and the notes under each table."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge_fer.bench.host import BUSY_CORES
 from edge_fer.bench.peak import mac_share
 from edge_fer.status import PASSED
 from edge_fer.targets import load_target
 
 ACCURACY_COLUMNS = ["format", "precision", "size MB", "valid accuracy", "test accuracy", "95% interval", "macro-F1",
-                    "ECE", "agreement"]
+                    "ECE", "KL to votes", "flips vs float", "agreement"]
 SPEED_COLUMNS = ["bench run", "p50 ms", "p90 ms", "round p50s ms", "images/s", "mJ/image", "timed by", "other load", "MAC share",
                  "roofline est. ms"]
 COLUMNS = ACCURACY_COLUMNS + SPEED_COLUMNS  # one row per artifact; the report shows it as two tables
@@ -44,6 +46,32 @@ def accuracy_cells(row: dict) -> list:
     valid = (metrics.get("scores_valid") or {}).get("accuracy")
     return [None if valid is None else f"{valid:.4f}", None if accuracy is None else f"{accuracy:.4f}",
             interval_cell(accuracy, (metrics.get("scores") or {}).get("count"))]
+
+
+def flips(row: dict, reference: dict, scores: str = "scores") -> float | None:
+    """The share of scored images whose top class differs between two rows' files (from their stored predictions);
+    None where either lacks them or they scored different image counts."""
+    from edge_fer.evaluate import unpack_classes
+
+    mine, theirs = (((r.get("metrics") or {}).get(scores)) or {} for r in (row, reference))
+    if not mine.get("predicted") or not theirs.get("predicted") or mine.get("count") != theirs.get("count"):
+        return None
+    count = mine["count"]
+    return float((unpack_classes(mine["predicted"], count) != unpack_classes(theirs["predicted"], count)).mean())
+
+
+def float_reference(row: dict, rows: list[dict]) -> dict | None:
+    """The fp32 file benched beside `row`: same folder, same run, passed (the first by format name)."""
+    folder = str(Path(row.get("artifact") or "").parent)
+    same = [other for other in rows if other.get("precision") == "fp32" and other.get("status") == PASSED
+            and other.get("run_id") == row.get("run_id") and str(Path(other.get("artifact") or "").parent) == folder]
+    return min(same, key=lambda other: other.get("format") or "", default=None)
+
+
+def flips_cell(row: dict, rows: list[dict]) -> str | None:
+    reference = float_reference(row, rows)
+    value = None if reference is None else flips(row, reference)
+    return None if value is None else f"{value:.4f}"
 
 
 def precision_cell(row: dict) -> str | None:
@@ -97,7 +125,9 @@ def table_rows(rows: list[dict], target: str, rates: dict | None = None) -> list
     several_runs = len({row.get("run_id") for row in rows}) > 1  # timings compare only within one run: say which
     return [[row.get("label") or row["format"], precision_cell(row), fixed(row["size_bytes"] / 1e6, 2) if row.get("size_bytes") else None,
              *accuracy_cells(row), fixed(row.get("macro_f1"), 4),
-             fixed(((row.get("metrics") or {}).get("scores") or {}).get("ece"), 4), fixed(row.get("agreement"), 3),
+             fixed(((row.get("metrics") or {}).get("scores") or {}).get("ece"), 4),
+             fixed(((row.get("metrics") or {}).get("scores") or {}).get("vote_kl"), 4), flips_cell(row, rows),
+             fixed(row.get("agreement"), 3),
              f"{row.get('run_id')} ({str(row.get('created'))[:10]})" if several_runs else None, number(row.get("p50_ms")), number(row.get("p90_ms")), round_spread(row), number(row.get("images_per_s"), 1),
              energy_cell(row), timed_by_cell(row), load_cell(host_of(row)), number(mac_share(row, rates or {}), 3), number(roofline_ms(row, target), 4)]
             if row["status"] == PASSED else

@@ -77,6 +77,11 @@ def test_small_fixture_in_every_label_mode(tmp_path):
     np.testing.assert_allclose(same_images.splits["train"].soft_labels[0], [0, 1, 0, 0, 0, 0, 0, 0], atol=1e-6)
     assert get_adapter("ferplus").scoring_mode("probability-majority") == "majority"
 
+    # every label mode keeps each image's vote distribution for scoring; only the probability modes train on it
+    np.testing.assert_allclose(majority.splits["test"].votes[0], [0, 0, 0, 0.7, 0.3, 0, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(argmax.splits["train"].votes[2], [0.4, 0, 0, 0.1, 0.3, 0.2, 0, 0], atol=1e-6)
+    assert majority.splits["test"].soft_labels is None and argmax.splits["train"].soft_labels is None
+
 
 def test_resize_on_decode(tmp_path):
     root = make_ferplus(tmp_path / "ferplus")

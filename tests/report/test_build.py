@@ -1,3 +1,5 @@
+import numpy as np
+
 from edge_fer.bench.store import latest_per_artifact
 
 
@@ -192,3 +194,19 @@ def test_rows_of_several_bench_runs_say_which_run_timed_them(tmp_path):
     speed = (tmp_path / "two" / "report.md").read_text().split("Speed (batch 1")[1]
     assert "| bench run |" in speed and "| onnx-fp32 | r2 (2026-12-01) |" in speed
     assert "| tflite-int8 | r1 (2026-11-28) |" in speed
+
+
+def test_the_flip_column_compares_each_file_with_the_fp32_file_of_its_folder_and_run():
+    from edge_fer.evaluate import pack_classes
+    from edge_fer.report import COLUMNS, table_rows
+
+    def scored(path, fmt, precision, predicted, run="r1"):
+        return {**row(path, accuracy=0.8, path=path), "format": fmt, "precision": precision, "status": "passed",
+                "run_id": run, "metrics": {"scores": {"count": 4, "predicted": pack_classes(np.array(predicted))}}}
+
+    fp32 = scored("a/model-onnx-fp32.onnx", "onnx-fp32", "fp32", [0, 1, 2, 3])
+    int8 = scored("a/model-tflite-int8.tflite", "tflite-int8", "int8", [0, 1, 2, 0])
+    elsewhere = scored("b/model-tflite-int8.tflite", "tflite-int8", "int8", [0, 1, 2, 3])
+    other_run = scored("a/model-onnx-int8-qdq.onnx", "onnx-int8-qdq", "int8", [0, 1, 2, 0], run="r2")
+    cells = [line[COLUMNS.index("flips vs float")] for line in table_rows([fp32, int8, elsewhere, other_run], "host-cpu")]
+    assert cells == ["0.0000", "0.2500", None, None]
