@@ -69,8 +69,8 @@ def cmd_export(args) -> int:
     settings = ExportSettings(formats=args.formats, calibration_images=args.calibration_images,
                               parity_images=args.parity_images, threads=args.threads, target=args.target,
                               keep_float=args.keep_float)
-    settings = resolve_keep_float(args.model, settings, dataset_spec(args))  # "auto:N" to layer names
-    results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_spec(args))
+    results = export(args.model, args.out, settings, qat_dir=args.qat, dataset_override=dataset_spec(args),
+                     choose_keep_float=resolve_keep_float)
     if args.json:
         ui.print_json(results)
     else:

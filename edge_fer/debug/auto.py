@@ -21,23 +21,23 @@ def layers_by_harm(result: dict) -> list[str]:
     return list(dict.fromkeys(row.layer for row in rows if row.layer != OUTPUT_KEY and row.added_noise > 0))
 
 
-def resolve_keep_float(model_dir, settings, dataset_override=None):
-    """The export settings with "auto:N" replaced by the N layers ranked first (and how they were chosen)."""
+def resolve_keep_float(ctx):
+    """The export settings with "auto:N" replaced by the N layers ranked first (and how they were chosen), ranked
+    with the export's own context: its model, calibration images and dataset, loaded once for both."""
     from edge_fer.debug.precision import debug_precision
     from edge_fer.export import converters
-    from edge_fer.export.exporter import ExportContext
     from edge_fer.export.mixed import parse_keep_float
     from edge_fer.formats import parse_formats
 
+    settings = ctx.settings
     count = parse_keep_float(settings.keep_float)
     if isinstance(count, list) or not any(f.keeps_float for f in parse_formats(settings.formats)):
         return settings
-    ctx = ExportContext(Path(model_dir), None, settings, dataset_override)
     int8 = converters.keras_to_tflite(ctx.float_model, "int8", ctx.calibration, int8_io=False)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model-tflite-int8.tflite"
         path.write_bytes(int8)
-        result = debug_precision(path, Path(model_dir), ctx.raw_sample(("valid", "test"), RANKING_IMAGES), Path(folder) / "debug")
+        result = debug_precision(path, ctx.model_dir, ctx.raw_sample(("valid", "test"), RANKING_IMAGES), Path(folder) / "debug")
     layers = layers_by_harm(result)
     if len(layers) < count:
         raise UserError(f"export.keep_float = \"auto:{count}\": int8 adds noise in only {len(layers)} layers of this model; "

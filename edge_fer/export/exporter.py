@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,8 +147,8 @@ class ExportContext:
 
         request = parse_keep_float(self.settings.keep_float)
         if not isinstance(request, list):
-            raise UserError(f"export.keep_float = \"auto:{request}\" is resolved by edge_fer.debug.auto.resolve_keep_float "
-                            "before export (the CLI and pipelines do this)")
+            raise UserError(f"export.keep_float = \"auto:{request}\" is resolved by the choose_keep_float export() "
+                            "takes (edge_fer.debug.auto.resolve_keep_float: the CLI and pipelines pass it)")
         return request
 
     @functools.cached_property
@@ -255,7 +256,10 @@ def check_settings(settings: ExportSettings) -> None:
 
 
 def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat_dir: str | Path | None = None,
-           dataset_override: DatasetSpec | dict | None = None) -> list[dict]:
+           dataset_override: DatasetSpec | dict | None = None,
+           choose_keep_float: Callable[[ExportContext], ExportSettings] | None = None) -> list[dict]:
+    """Every format of `settings` from the model in `model_dir`, into `out`. `choose_keep_float` (from a layer above:
+    the debugger) turns keep_float = "auto:N" into layer names, given the context this export loaded."""
     from edge_fer.export.tensorrt import NO_GPU_MESSAGE
 
     formats = parse_formats(settings.formats)
@@ -264,6 +268,8 @@ def export(model_dir: str | Path, out: str | Path, settings: ExportSettings, qat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(Path(model_dir), Path(qat_dir) if qat_dir else None, settings, dataset_override)
+    if choose_keep_float is not None:
+        ctx.settings = settings = choose_keep_float(ctx)
     gpu_here = any(f.needs_gpu for f in formats) and ctx.engine_builder.kind is not None
     skipped = {f.name: NO_GPU_MESSAGE for f in formats if f.needs_gpu and not gpu_here}
     skipped |= {f.name: COLOUR_DATASET_MESSAGE for f in formats if f.grey and not ctx.dataset_is_grey}

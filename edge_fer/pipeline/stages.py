@@ -105,8 +105,7 @@ def stage_export(run: RunContext, stage_dir: Path) -> dict:
                               parity_images=section.parity_images, target=section.target, threads=section.threads,
                               seed=run.config.train.seed, keep_float=list(section.keep_float))
     qat_dir = run.stage_dir("qat") if "qat" in run.config.stages else None
-    settings = resolve_keep_float(run.stage_dir("train"), settings)  # "auto:N" to layer names
-    results = export(run.stage_dir("train"), stage_dir, settings, qat_dir=qat_dir)
+    results = export(run.stage_dir("train"), stage_dir, settings, qat_dir=qat_dir, choose_keep_float=resolve_keep_float)
     statuses = {r["format"]: r["status"] for r in results}
     bad = [name for name, status in statuses.items() if status in FAILURES]
     for result in results:
