@@ -96,6 +96,7 @@ def main() -> int:
                       "valid": row["metrics"]["scores_valid"]["accuracy"], "test": row["accuracy"],
                       "test_interval_95": wilson_interval(row["accuracy"], test["count"]),
                       "flips_vs_fp32_valid": flips(row, reference, "scores_valid"), "flips_vs_fp32_test": flips(row, reference),
+                      "ece_test": test.get("ece"), "vote_kl_test": test.get("vote_kl"),
                       "p50_ms": row["p50_ms"], "size_bytes": row["size_bytes"], "run_id": row["run_id"]})
     fp32_valid = table[1]["valid"]
     chosen = next((entry for entry in table if entry["format"] != "tflite-fp32" and entry["valid"] >= fp32_valid - args.tolerance
@@ -107,15 +108,17 @@ def main() -> int:
     lines = [f"Mixed precision for `{args.model}`: the layers its int8 file loses most in, kept in fp32 (most harmful "
              f"first: {', '.join(layers[:max(args.keep)])}), all benched in one run (`{rows[0]['run_id']}`, host-cpu, "
              f"{args.rounds} interleaved rounds). Flips: the share of images whose top class differs from the fp32 "
-             "file's. Produced by:", "", "    " + " ".join(["python", *sys.argv]), "",
-             "| file | fp32 layers | valid | test | test 95% | flips vs fp32 (test) | p50 ms | size MB |",
-             "|---|---|---|---|---|---|---|---|"]
+             "file's; ECE: expected calibration error; KL: the mean KL divergence from the 10 annotators' vote "
+             "distribution to the file's probabilities (nats). Produced by:", "", "    " + " ".join(["python", *sys.argv]), "",
+             "| file | fp32 layers | valid | test | test 95% | flips vs fp32 (test) | ECE (test) | KL to votes (test) | p50 ms | size MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for entry in table:
         kept = "all" if entry["format"] == "tflite-fp32" else (", ".join(entry["keep_float"]) or "none")
         low, high = entry["test_interval_95"]
-        flip = "-" if entry["flips_vs_fp32_test"] is None else f"{entry['flips_vs_fp32_test']:.4f}"
+        flip, ece, kl = ("-" if entry[key] is None else f"{entry[key]:.4f}"
+                         for key in ("flips_vs_fp32_test", "ece_test", "vote_kl_test"))
         lines.append(f"| `{Path(entry['file']).parent.name}/{Path(entry['file']).name}` | {kept} | {entry['valid']:.4f} | "
-                     f"{entry['test']:.4f} | {low:.3f}-{high:.3f} | {flip} | {entry['p50_ms']:.3f} | "
+                     f"{entry['test']:.4f} | {low:.3f}-{high:.3f} | {flip} | {ece} | {kl} | {entry['p50_ms']:.3f} | "
                      f"{entry['size_bytes'] / 1e6:.2f} |")
     lines += ["", f"The rule (validation accuracy within {args.tolerance} of fp32's, p50 within the budget, fewest fp32 "
               f"layers first) takes: `{chosen['file'] if chosen else 'nothing'}`."]

@@ -89,7 +89,13 @@ def main() -> int:
     for place, row in enumerate(by_gain, start=1):
         row["sensitivity_rank"] = place
     low, high = wilson_interval(baseline["int8"], len(valid.labels))
-    result = {"model": str(args.model), "valid_images": int(len(valid.labels)), "baseline": baseline, "rows": rows}
+    from scipy.stats import spearmanr
+
+    agreement = spearmanr([row["error_rank"] for row in rows], [row["sensitivity_rank"] for row in rows])
+    largest = max(max(abs(row["gain_kept_fp32"]), abs(row["loss_alone_int8"])) for row in rows)
+    result = {"model": str(args.model), "valid_images": int(len(valid.labels)), "baseline": baseline, "rows": rows,
+              "rank_correlation": {"spearman": float(agreement.statistic), "p": float(agreement.pvalue)},
+              "largest_change": float(largest)}
     atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
     lines = [f"Precision sensitivity of `{args.model}` on the validation split ({len(valid.labels)} images): full "
              f"fp32 {baseline['fp32']:.4f}, full int8 {baseline['int8']:.4f} (95% interval {low:.3f}-{high:.3f}). Each "
@@ -100,6 +106,9 @@ def main() -> int:
     for row in rows:
         lines.append(f"| {row['layer']} | {row['error_rank']} | {row['sensitivity_rank']} | {row['valid_alone_fp32']:.4f} | "
                      f"{row['gain_kept_fp32']:+.4f} | {row['valid_alone_int8']:.4f} | {row['loss_alone_int8']:+.4f} |")
+    lines += ["", f"{len(rows)} layers. The largest change any one layer's precision makes is {largest:+.4f} "
+              f"({round(largest * len(valid.labels))} of {len(valid.labels)} images); the error and sensitivity rankings' "
+              f"Spearman correlation is {agreement.statistic:.2f} (p = {agreement.pvalue:.2f})."]
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

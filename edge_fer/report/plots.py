@@ -9,7 +9,7 @@ from edge_fer.formats import runtime_of
 
 RUNTIME_COLOURS = {"litert": "tab:blue", "onnxruntime": "tab:orange", "tensorrt": "tab:green", "keras": "tab:purple"}
 
-PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "dynamic": "D", "int8": "^"}
+PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "dynamic": "D", "int8": "^", "int8 + float layers": "v"}
 
 REFERENCE_STYLE = {"peer": ("black", "*"), "baseline": ("tab:gray", "P")}
 
@@ -23,6 +23,23 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
             front.append(index)
             best = points[index][1]
     return front
+
+
+def chosen_front(points: list[dict]) -> tuple[list[int], str]:
+    """The front as `pick` sees it: on validation accuracy where every artifact has one (references, scored on test
+    only, then stay off it), else on the test accuracy the plot shows. Returns the indices and the basis."""
+    artifacts = [i for i, p in enumerate(points) if p["kind"] == "artifact"]
+    if artifacts and all(points[i].get("valid") is not None for i in artifacts):
+        front = pareto_front([(points[i]["x"], points[i]["valid"]) for i in artifacts])
+        return [artifacts[i] for i in front], "validation"
+    return pareto_front([(p["x"], p["y"]) for p in points]), "test"
+
+
+def plotted_precision(row: dict) -> str:
+    from edge_fer.formats import find_format
+
+    found = find_format(row.get("format"))
+    return "int8 + float layers" if found and found.keeps_float else row.get("precision") or "fp32"
 
 
 def pyplot():
@@ -46,7 +63,8 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
     from matplotlib.lines import Line2D
 
     points = [{"x": r["p50_ms"], "y": r["accuracy"], "label": r.get("label") or r["format"],
-               "runtime": runtime_of(r["format"]), "precision": r.get("precision") or "fp32", "kind": "artifact",
+               "runtime": runtime_of(r["format"]), "precision": plotted_precision(r), "kind": "artifact",
+               "valid": ((r.get("metrics") or {}).get("scores_valid") or {}).get("accuracy"),
                "busy": bool(((r.get("metrics") or {}).get("host") or {}).get("busy")),
                "interval": wilson_interval(r["accuracy"], ((r.get("metrics") or {}).get("scores") or {}).get("count"))}
               for r in rows if r.get("p50_ms") and r.get("accuracy") is not None]
@@ -70,9 +88,10 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
         else:
             axes.scatter(point["x"], point["y"], s=110 if marker == "*" else 45, c=colour, marker=marker, zorder=3,
                          edgecolors="white", linewidths=0.5)
-    front = pareto_front([(p["x"], p["y"]) for p in points])
-    axes.step([points[i]["x"] for i in front], [points[i]["y"] for i in front], where="post", color="tab:red",
-              linewidth=1.2, alpha=0.7, zorder=2)
+    front, basis = chosen_front(points)
+    if basis == "test":  # a front chosen on validation need not climb in test accuracy: rings only
+        axes.step([points[i]["x"] for i in front], [points[i]["y"] for i in front], where="post", color="tab:red",
+                  linewidth=1.2, alpha=0.7, zorder=2)
     axes.scatter([points[i]["x"] for i in front], [points[i]["y"] for i in front], s=190, facecolors="none",
                  edgecolors="tab:red", linewidths=1.2, zorder=4)  # a front of one point has no line to see
     # many points: name only the front and the references (the table names the rest)
@@ -89,7 +108,8 @@ def plot_accuracy_latency(rows: list[dict], target: str, path: Path, synthetic: 
                 if any(p.get("precision") == name for p in points)]
     handles += [Line2D([], [], color=c, marker=m, linestyle="", markersize=9, label=kind) for kind, (c, m) in REFERENCE_STYLE.items()
                 if any(p["kind"] == kind for p in points)]
-    handles.append(Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", label="Pareto front"))
+    handles.append(Line2D([], [], color="tab:red", marker="o", markerfacecolor="none",
+                          linestyle="-" if basis == "test" else "", label=f"Pareto front on {basis} accuracy"))
     if any(p.get("busy") for p in points):
         handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="none", linestyle="",
                               label="hollow: timed on a BUSY host"))

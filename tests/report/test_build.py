@@ -43,6 +43,17 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
     assert pareto_front(points) == [1, 0, 2]
 
 
+def test_the_plotted_front_is_chosen_on_validation_where_every_file_has_it():
+    from edge_fer.report.plots import chosen_front
+
+    # b leads on test, a on validation: pick would choose a, so the ringed front is a's
+    a = {"x": 1.0, "y": 0.80, "valid": 0.86, "kind": "artifact"}
+    b = {"x": 1.2, "y": 0.82, "valid": 0.85, "kind": "artifact"}
+    peer = {"x": 0.5, "y": 0.70, "kind": "peer"}
+    assert chosen_front([a, b, peer]) == ([0], "validation")
+    assert chosen_front([a, {**b, "valid": None}, peer]) == ([2, 0, 1], "test")
+
+
 @pytest.fixture
 def report(tmp_path):
     results = tmp_path / "results.sqlite"
