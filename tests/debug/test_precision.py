@@ -13,7 +13,11 @@ OUTLIER = 100.0
 
 
 def images(count=48, size=16, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, (count, size, size, 3)).astype(np.float32)
+    """Each image one random colour with noise: pooled features that differ between images, so the tiny models'
+    top classes are not near-tied and an int8 file's flips come from the outlier, not from rounding of ties."""
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(0, 255, (count, 1, 1, 3))
+    return np.clip(colours + rng.normal(0, 20, (count, size, size, 3)), 0, 255).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +124,9 @@ def test_the_outlier_layer_of_a_qdq_file_is_ranked_first_and_keeping_it_float_re
     outputs = {name: ort.InferenceSession(str(path)).run(None, batch)[0]
                for name, path in (("float", source), ("int8", quantized), ("mixed", kept))}
     agree = {name: float(np.mean(outputs[name].argmax(1) == outputs["float"].argmax(1))) for name in ("int8", "mixed")}
-    assert agree["int8"] < 0.5 and agree["mixed"] >= 0.9, agree  # 200 random images, near-tied random logits
+    error = {name: float(np.abs(outputs[name] - outputs["float"]).mean()) for name in ("int8", "mixed")}
+    assert agree["int8"] < 0.8 and agree["mixed"] >= 0.95, agree
+    assert error["mixed"] < 0.2 * error["int8"], error
 
 
 def test_bad_requests_are_one_line_errors(tflite_pair, tmp_path, capsys):
