@@ -18,6 +18,8 @@ def register(commands) -> None:
     run.add_argument("--only", choices=STAGES, help="run this stage alone, whatever its manifest says (its inputs must exist)")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a pipeline value, e.g. train.scratch.epochs=3")
+    run.add_argument("--point", action="append", default=[], metavar="NAME",
+                     help="in a sweep, run only this point (repeat for more); the others stay as they are")
     add_cluster_flags(run)
     add_json_flag(run)
     run.set_defaults(run=cmd_run)
@@ -45,6 +47,8 @@ def cmd_run(args) -> int:
     command = "edge-fer run" + (f" {shlex.quote(str(args.pipeline))}" if args.pipeline else "")
     if config.sweep.grid or config.sweep.points:
         return finish_sweep(config, data, [command], args)
+    if args.point:
+        raise UserError(f"{path} has no sweep: --point names a sweep point; leave it out to run the pipeline")
     if not joins_as_chief(config, one_stage=bool(args.only or args.start)):
         return 0
     summary = Pipeline(config, commands=[command]).run(start=args.start, only=args.only)
@@ -70,7 +74,7 @@ def finish_sweep(config, data: dict, commands: list[str], args) -> int:
     from edge_fer.pipeline.summary import WIDTH
     from edge_fer.pipeline.sweep import POINT_COLUMNS, plan_sweep, point_rows, run_sweep
 
-    outcome = run_sweep(config, data, commands, start=args.start, only=args.only)
+    outcome = run_sweep(config, data, commands, start=args.start, only=args.only, points=args.point)
     if args.json:
         ui.print_json(outcome)
     else:

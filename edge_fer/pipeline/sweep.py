@@ -91,12 +91,25 @@ def plan_sweep(config, data: dict) -> list:
     return configs
 
 
-def run_sweep(config, data: dict, commands: list[str], start: str | None = None, only: str | None = None) -> dict:
+def chosen_points(point_configs: list, names: list[str] | None) -> list:
+    """The points named (all when none are): an unknown name is refused before any work."""
+    if not names:
+        return point_configs
+    known = [point.name for point in point_configs]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserError(f"no sweep point named {', '.join(unknown)}; the points are: {', '.join(known)}")
+    return [point for point in point_configs if point.name in names]
+
+
+def run_sweep(config, data: dict, commands: list[str], start: str | None = None, only: str | None = None,
+              points: list[str] | None = None) -> dict:
     point_configs = plan_sweep(config, data)
+    to_run = chosen_points(point_configs, points)
     results = []
     if only not in AFTER_POINTS:
-        for index, point_config in enumerate(point_configs, start=1):
-            ui.log(f"sweep point {index}/{len(point_configs)}: {point_config.name}")
+        for index, point_config in enumerate(to_run, start=1):
+            ui.log(f"sweep point {index}/{len(to_run)}: {point_config.name}")
             summary = Pipeline(point_config, commands=commands).run(start=start, only=only)
             results.append({"point": point_config.name, "stages": summary})
     sweep = Pipeline(config, commands=commands)

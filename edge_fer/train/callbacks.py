@@ -89,3 +89,31 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         recalibrate_batchnorm(self.model, self.batches)
+
+
+class AverageWeights:
+    """Validation and checkpoints on the optimizer's moving average of the weights (`use_ema`), training on the
+    weights themselves. `swap_in` goes first in the callback list: before validation it exchanges every trainable
+    variable with its average. `swap_out` goes after the checkpoint and before the resume backup: at the epoch's end
+    it exchanges them back, so training and its backup go on from the trained weights. Without `use_ema` both do
+    nothing. At the end of `fit`, Keras itself writes the averages into the model."""
+
+    def __init__(self):
+        self.swapped = False
+        self.swap_in = keras.callbacks.LambdaCallback(on_test_begin=lambda logs: self.exchange(want=True))
+        self.swap_out = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: self.exchange(want=False))
+
+    def exchange(self, want: bool) -> None:
+        model = self.swap_in.model
+        optimizer = model.optimizer
+        if want == self.swapped or not getattr(optimizer, "use_ema", False):
+            return
+        for variable in model.trainable_variables:
+            index = optimizer._index_dict.get(optimizer._var_key(variable))
+            if index is None:
+                continue
+            average = optimizer._model_variables_moving_average[index]
+            trained = variable.read_value()
+            variable.assign(average)
+            average.assign(trained)
+        self.swapped = want

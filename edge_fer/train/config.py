@@ -85,6 +85,10 @@ class TrainSection:
     label_smoothing: float = 0.0  # cross-entropy against (1 - s) · target + s / classes
     mixup: float = 0.0  # Beta(a, a) of mixup (Zhang et al. 2018): each image blended with another, labels alike
     erasing: float = 0.0  # probability of random erasing (Zhong et al. 2020): a rectangle of 2-25% of the image set to noise
+    # momentum of an exponential moving average of the trainable weights, kept by the optimizer after every step
+    # (0: off; 0.999 averages over about 1,000 steps): validation, the best-epoch checkpoint and the saved model
+    # use the average
+    ema: float = 0.0
     steps_per_epoch: int | None = None  # cap, for quick runs; None = the whole train split
     # "none", "mirrored" (every local GPU) or "multi_worker" (the TF_CONFIG cluster); false/true mean none/mirrored
     distribute: bool | Literal["none", "mirrored", "multi_worker"] = False
@@ -116,6 +120,8 @@ def check_recipe(train: TrainSection) -> None:
         raise UserError(f"train.mixup is the Beta(a, a) parameter: 0 (off) or more, not {train.mixup}")
     if not 0.0 <= train.erasing <= 1.0:
         raise UserError(f"train.erasing is a probability: from 0 to 1, not {train.erasing}")
+    if not 0.0 <= train.ema < 1.0:
+        raise UserError(f"train.ema is the moving average's momentum: 0 (off) or in (0, 1) such as 0.999, not {train.ema}")
 
 
 def check_label_drawing(draw_labels: bool, label_mode: str | None) -> None:

@@ -89,7 +89,9 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
     import tf_keras as keras
 
     train = config.train
-    clip = {"global_clipnorm": train.clipnorm} if train.clipnorm else {}
+    optimizer_options = {"global_clipnorm": train.clipnorm} if train.clipnorm else {}
+    if train.ema:
+        optimizer_options |= {"use_ema": True, "ema_momentum": train.ema}
     if train.schedule == "from_scratch":
         scratch = train.scratch
 
@@ -99,7 +101,7 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
                 initial_learning_rate=scratch.learning_rate * 0.01 if warmup else scratch.learning_rate,
                 decay_steps=max(1, scratch.epochs * steps - warmup), alpha=scratch.final_learning_rate_fraction,
                 warmup_target=scratch.learning_rate if warmup else None, warmup_steps=warmup)
-            return keras.optimizers.Adam(schedule, **clip)
+            return keras.optimizers.Adam(schedule, **optimizer_options)
 
         def scratch_callbacks():
             if scratch.early_stop_patience is None:
@@ -108,26 +110,26 @@ def plan_stages(config: TrainConfig) -> list[Stage]:
 
         stages = [Stage("scratch", scratch.epochs, scratch_optimizer, set_all_trainable, scratch_callbacks)]
     else:
-        stages = two_stages(config, clip)
+        stages = two_stages(config, optimizer_options)
     for stage in stages:
         if stage.epochs < 0:
             raise UserError(f"train.{stage.name}.epochs is {stage.epochs}; use 0 (skip the stage) or more")
     return [stage for stage in stages if stage.epochs > 0]
 
 
-def two_stages(config: TrainConfig, clip: dict) -> list[Stage]:
+def two_stages(config: TrainConfig, optimizer_options: dict) -> list[Stage]:
     """The paper's schedule: the head on a frozen backbone, then the last layers unfrozen with BN frozen."""
     import tf_keras as keras
 
     head, finetune = config.train.head, config.train.finetune
     return [
-        Stage("head", head.epochs, lambda steps: keras.optimizers.Adam(head.learning_rate, **clip), set_frozen_backbone,
+        Stage("head", head.epochs, lambda steps: keras.optimizers.Adam(head.learning_rate, **optimizer_options), set_frozen_backbone,
               lambda: [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=head.plateau_factor, patience=head.plateau_patience,
                                                          min_delta=head.min_delta, min_lr=head.min_learning_rate, mode="max"),
                        keras.callbacks.EarlyStopping("val_accuracy", patience=head.early_stop_patience, min_delta=head.min_delta, mode="max")]),
         Stage("finetune", finetune.epochs,
               lambda steps: keras.optimizers.Adam(keras.optimizers.schedules.InverseTimeDecay(
-                  finetune.learning_rate, finetune.decay_steps, finetune.decay_rate), **clip),
+                  finetune.learning_rate, finetune.decay_steps, finetune.decay_rate), **optimizer_options),
               lambda model: set_finetune(model, config.finetune_layers()),
               lambda: [keras.callbacks.EarlyStopping("val_accuracy", patience=finetune.early_stop_patience, min_delta=finetune.min_delta, mode="max")]),
     ]
@@ -176,7 +178,7 @@ def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, step
               placement: Placement, calibration_data, metric="accuracy") -> None:
     import tf_keras as keras
 
-    from edge_fer.train.callbacks import EpochLog, PreciseBatchNorm, read_history
+    from edge_fer.train.callbacks import AverageWeights, EpochLog, PreciseBatchNorm, read_history
 
     done = stage_dir / "done.weights.h5"
     if done.is_file():
@@ -191,14 +193,19 @@ def run_stage(stage: Stage, model, train_data, valid_data, stage_dir: Path, step
     with scope_of(placement.strategy):
         stage.set_trainable(model)
         model.compile(optimizer=stage.make_optimizer(steps), loss=loss, metrics=[metric])
+    average = AverageWeights()
+    # in this order: the averaged weights (if any) in, BatchNorm statistics for them, validation, the best-epoch
+    # checkpoint, the trained weights back, the resume backup, and only then the epoch's history line
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
+        average.swap_in,
+        PreciseBatchNorm(calibration_data),
         keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max", save_best_only=True,
                                         save_weights_only=True, initial_value_threshold=best_so_far),
+        average.swap_out,
+        keras.callbacks.BackupAndRestore(str(stage_dir / "backup")),
         EpochLog(stage.name, stage.epochs, history_path if placement.is_chief else None, steps),
         *stage.extra_callbacks(),
     ]
-    callbacks.insert(1, PreciseBatchNorm(calibration_data))  # before the checkpoint, so val_accuracy is right
     model.fit(train_data, validation_data=valid_data, epochs=stage.epochs, steps_per_epoch=steps,
               class_weight=class_weight, callbacks=callbacks, verbose=0)
     barrier(placement)  # the chief has written the best weights every worker loads next

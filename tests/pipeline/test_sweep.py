@@ -80,6 +80,19 @@ def test_a_bad_point_stops_the_sweep_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_point_runs_the_named_sweep_points_alone_and_refuses_unknown_names(tmp_path, capsys):
+    pipeline = write_pipeline(tmp_path)
+    pipeline.write_text(pipeline.read_text().replace('stages = ["data", "train", "export", "evaluate", "bench", "report"]',
+                                                     'stages = ["data"]') + SWEEP)
+    assert main(["run", str(pipeline), "--point", "tiny-nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no sweep point named tiny-nope; the points are: tiny-alpha0.5, tiny-wide" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+    assert main(["run", str(pipeline), "--point", "tiny-wide", "--json"]) == 0
+    assert [point["point"] for point in json.loads(capsys.readouterr().out)["points"]] == ["tiny-wide"]
+    assert (tmp_path / "runs" / "tiny-wide").is_dir() and not (tmp_path / "runs" / "tiny-alpha0.5").exists()
+
+
 def test_a_warm_started_point_names_its_start_and_that_start_s_training_time(tmp_path):
     assert warm_start_text(None) is None
     assert warm_start_text({"path": "runs/a", "train_seconds": 12.4}) == "a (12 s)"

@@ -70,20 +70,25 @@ def test_a_finished_run_skips_its_stages(trained, capsys):
     assert "already complete" in capsys.readouterr().err
 
 
-def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path, monkeypatch):
+def train_interrupted(config, monkeypatch, epochs: int) -> None:
+    """Train until `epochs` epochs are logged (and backed up), then stop as Ctrl-C would."""
     original = callbacks_module.EpochLog.on_epoch_end
 
-    def interrupt_after_two(self, epoch, logs=None):
+    def interrupt(self, epoch, logs=None):
         original(self, epoch, logs)
-        if epoch == 1:
+        if epoch + 1 == epochs:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(callbacks_module.EpochLog, "on_epoch_end", interrupt_after_two)
+    with monkeypatch.context() as patch:
+        patch.setattr(callbacks_module.EpochLog, "on_epoch_end", interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+
+
+def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, scratch={"epochs": 3})
-    with pytest.raises(KeyboardInterrupt):
-        train(config)
+    train_interrupted(config, monkeypatch, epochs=2)
     assert not (tmp_path / "model.keras").exists()
-    monkeypatch.setattr(callbacks_module.EpochLog, "on_epoch_end", original)
     train(config)
     history = [json.loads(line)["epoch"] for line in (tmp_path / "stages" / "scratch" / "history.jsonl").read_text().splitlines()]
     assert history == [1, 2, 3]
@@ -224,3 +229,51 @@ def test_training_onto_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(
         assert code == 2 and "no space left on the disk" in error and "Traceback" not in error
         left = [p for p in full.rglob("*") if p.is_file()]
         assert not [p for p in left if "_temp" in str(p) or ".tempstate" in p.name or p.name.startswith(".partial-")], left
+
+
+def test_validation_sees_the_moving_average_and_training_goes_on_from_the_trained_weights():
+    from edge_fer.train.callbacks import AverageWeights
+
+    keras.utils.set_random_seed(0)
+    momentum = 0.8
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    model.compile(keras.optimizers.Adam(0.1, use_ema=True, ema_momentum=momentum), "sparse_categorical_crossentropy")
+    images = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
+    labels = (images[:, 0] > 0).astype(np.int64)
+    trained, seen = [], {}
+    average = AverageWeights()
+    watch = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: trained.append(model.get_weights()),
+        on_test_begin=lambda logs: seen.setdefault("validated", model.get_weights()))
+    after = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.setdefault("after", model.get_weights()))
+    expected = model.get_weights()  # the average starts at the initial weights
+    model.fit(images, labels, batch_size=8, epochs=1, validation_data=(images, labels), verbose=0,
+              callbacks=[average.swap_in, watch, average.swap_out, after])
+    for step in trained:
+        expected = [momentum * mean + (1 - momentum) * value for mean, value in zip(expected, step)]
+    for validated, mean, last in zip(seen["validated"], expected, trained[-1]):
+        np.testing.assert_allclose(validated, mean, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(validated, last)
+    for kept, last in zip(seen["after"], trained[-1]):
+        np.testing.assert_array_equal(kept, last)
+
+
+def test_the_resume_backup_holds_the_trained_weights_and_their_average_apart(tmp_path, monkeypatch):
+    """Validation and the best-epoch checkpoint see the average; the backup must hold the weights training goes on
+    from, with the average beside them, so a resumed run neither trains on the average nor loses it."""
+    import tensorflow as tf
+
+    train_interrupted(tiny_config(tmp_path / "run", ema=0.9), monkeypatch, epochs=1)
+    stage = tmp_path / "run" / "stages" / "scratch"
+    best = create_model("patt_lite", 7, 64, weights="none")
+    best.load_weights(str(stage / "best.weights.h5"))  # epoch 1's: the first epoch is always the best so far
+    averaged_stem = best.get_layer("conv1").get_weights()[0]
+    backup = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(stage / "backup" / "chief")))
+    trained_stem = backup.get_tensor("model/layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    assert not np.allclose(trained_stem, averaged_stem)
+    assert any(np.array_equal(backup.get_tensor(key), averaged_stem)
+               for key, shape in backup.get_variable_to_shape_map().items() if "optimizer" in key and shape == [3, 3, 3, 32])
+    train(tiny_config(tmp_path / "run", ema=0.9))
+    assert len((stage / "history.jsonl").read_text().splitlines()) == 2
+    assert main(["train", "--dataset", "synthetic", "--set", "train.ema=1.0", "--out", str(tmp_path / "bad")]) == 2
