@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_fer.formats import PARITY_FLOORS
 from tests.loopback_ssh import SSHD, start_sshd
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -102,6 +103,11 @@ def unwritable(tmp_path):
 # Easy synthetic faces (no occluders) and ~1000 steps: a model confident enough that parity measures the
 # export, not coin-flips between near-tied classes.
 EXPORT_DATA = {"dataset": "synthetic", "options": {"train_count": 2100, "valid_count": 70, "test_count": 200, "occlusion": 0.0}}
+# The toy model's int8 floor. Symmetric per-tensor int8 (onnx-int8-ptq, TensorRT's form) agrees with it on 0.95 to
+# 0.99 of the parity images, by the CPU it trained on (oneDNN's numerics differ between Intel and AMD): its patch
+# convolutions and attention scores quantize worst (`edge-fer debug precision` ranks them). The exporter's own floor,
+# 0.97, is for real models; here the floor checks that parity is measured and acted on.
+TOY_FLOORS = {**PARITY_FLOORS, "int8": 0.93}
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +127,7 @@ def exported(tmp_path_factory):
     # real data; each calibration batch is an eager pass)
     run_qat(from_dict(QatConfig, {"model": str(root / "float"), "data": EXPORT_DATA, "epochs": 1, "steps_per_epoch": 10,
                                   "calibration_steps": 50, "out": str(root / "qat")}))
-    settings = ExportSettings(formats="cpu", calibration_images=64, parity_images=200)  # engines: tests marked gpu
+    settings = ExportSettings(formats="cpu", calibration_images=64, parity_images=200, floors=TOY_FLOORS)  # engines: tests marked gpu
     results = export(root / "float", root / "artifacts", settings, qat_dir=root / "qat")
     return root, {r["format"]: r for r in results}
 

@@ -63,7 +63,9 @@ def test_a_sweep_benched_over_ssh_gives_each_point_its_own_numbers(tmp_path, cap
         assert main(["run", str(pipeline), "--set", f"bench.target='{target}'", "--set", f"bench.store='{database}'",
                      "--set", "bench.threads=1", "--set", 'stages=["data","train","export","bench"]', "--json"]) == 0
         capsys.readouterr()
-        p50[where] = {row["artifact"].split("/")[-3]: row["p50_ms"] for row in store.fetch(database)}
+        rows = store.fetch(database)
+        assert all(row["p50_ms"] for row in rows), [(row["artifact"], row["status"], row.get("reason")) for row in rows]
+        p50[where] = {row["artifact"].split("/")[-3]: row["p50_ms"] for row in rows}
     local, remote = p50["local"], p50["remote"]
     assert set(remote) == {"tiny-alpha0.25", "tiny-wide"} and remote["tiny-wide"] > 1.3 * remote["tiny-alpha0.25"], remote
     for point in remote:
