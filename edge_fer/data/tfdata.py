@@ -24,11 +24,12 @@ class AugmentConfig:
 
 def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bool, seed: int = 0,
                  augment: AugmentConfig | None = None, soft_labels: bool = False, repeat: bool = False,
-                 draw_labels: bool = False, one_hot: int = 0, mixup: float = 0.0, erasing: float = 0.0):
+                 draw_labels: bool = False, one_hot: int = 0, mixup: float = 0.0, erasing: float = 0.0,
+                 cutmix: float = 0.0):
     """draw_labels (with soft labels, training only): Barsoum et al.'s probabilistic label drawing: each image's
     target is a one-hot label drawn from its vote distribution, anew in every epoch. one_hot (a class count): hard
-    labels as one row per class (for label smoothing and mixup). erasing and mixup (training only) draw after every other
-    draw, so a run without them augments exactly as before they existed."""
+    labels as one row per class (for label smoothing, mixup and cutmix). erasing, mixup and cutmix (training only) draw
+    after every other draw, so a run without them augments exactly as before they existed."""
     import tensorflow as tf
 
     if draw_labels and not soft_labels:
@@ -37,8 +38,8 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
     targets = split.soft_labels if soft_labels else split.labels
     if targets is None:
         raise ValueError("soft labels were asked for but this split has none (use label mode 'probability')")
-    if mixup > 0 and not (soft_labels or one_hot):
-        raise ValueError("mixup blends labels: it needs soft or one-hot labels")
+    if (mixup > 0 or cutmix > 0) and not (soft_labels or one_hot):
+        raise ValueError("mixup and cutmix blend labels: they need soft or one-hot labels")
     if one_hot and not soft_labels:
         targets, soft_labels = np.eye(one_hot, dtype=np.float32)[targets], True
     dataset = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32 if soft_labels else np.int64)))
@@ -52,7 +53,7 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
     dataset = tf.data.Dataset.zip((keys, dataset.batch(batch_size, drop_remainder=False)))
     augment = augment if (training and augment is not None) else None
     draw_labels = draw_labels and training
-    erasing, mixup = (erasing, mixup) if training else (0.0, 0.0)
+    erasing, mixup, cutmix = (erasing, mixup, cutmix) if training else (0.0, 0.0, 0.0)
 
     def to_float(key, batch_and_labels):
         batch, labels = batch_and_labels
@@ -68,6 +69,8 @@ def make_dataset(split: Split, image_size: int, batch_size: int, *, training: bo
             batch = random_erase(batch, erasing, draws)
         if mixup > 0:
             batch, labels = mix_up(batch, labels, mixup, draws)
+        if cutmix > 0:
+            batch, labels = cut_mix(batch, labels, cutmix, draws)
         return batch, labels
 
     return dataset.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -109,13 +112,37 @@ def random_erase(batch, probability: float, generator: "BatchDraws"):
     aspect = tf.exp(generator.uniform([count], np.log(0.3), np.log(3.3)))
     box_h, box_w = tf.minimum(tf.sqrt(area * aspect), 1.0), tf.minimum(tf.sqrt(area / aspect), 1.0)
     top, left = generator.uniform([count]) * (1.0 - box_h), generator.uniform([count]) * (1.0 - box_w)
-    rows = (tf.cast(tf.range(height), tf.float32) + 0.5) / tf.cast(height, tf.float32)
-    cols = (tf.cast(tf.range(width), tf.float32) + 0.5) / tf.cast(width, tf.float32)
-    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < (top + box_h)[:, None])
-    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < (left + box_w)[:, None])
-    mask = inside_rows[:, :, None] & inside_cols[:, None, :] & chosen[:, None, None]
+    mask = box_mask(top, top + box_h, left, left + box_w, height, width) & chosen[:, None, None]
     noise = generator.uniform(tf.shape(batch), 0.0, 255.0)
     return tf.where(mask[..., None], noise, batch)
+
+
+def box_mask(top, bottom, left, right, height, width):
+    """(images, height, width) booleans: the pixels whose centres lie in each image's box (edges as fractions)."""
+    import tensorflow as tf
+
+    rows = (tf.cast(tf.range(height), tf.float32) + 0.5) / tf.cast(height, tf.float32)
+    cols = (tf.cast(tf.range(width), tf.float32) + 0.5) / tf.cast(width, tf.float32)
+    inside_rows = (rows[None, :] >= top[:, None]) & (rows[None, :] < bottom[:, None])
+    inside_cols = (cols[None, :] >= left[:, None]) & (cols[None, :] < right[:, None])
+    return inside_rows[:, :, None] & inside_cols[:, None, :]
+
+
+def cut_mix(batch, labels, alpha: float, generator: "BatchDraws"):
+    """Yun et al.'s CutMix within the batch: into image i, a box of image n-1-i whose side is sqrt(1 - w) of the
+    image's, w from Beta(alpha, alpha), centred at random and cut at the edges; the labels mixed by the pixels each
+    image keeps."""
+    import tensorflow as tf
+
+    count, height, width = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
+    first, second = generator.gamma([count], alpha), generator.gamma([count], alpha)
+    side = tf.sqrt(1.0 - first / (first + second))
+    centre_row, centre_col = generator.uniform([count]), generator.uniform([count])
+    mask = box_mask(tf.maximum(centre_row - side / 2, 0.0), tf.minimum(centre_row + side / 2, 1.0),
+                    tf.maximum(centre_col - side / 2, 0.0), tf.minimum(centre_col + side / 2, 1.0), height, width)
+    pasted = tf.reduce_mean(tf.cast(mask, labels.dtype), axis=[1, 2])[:, None]
+    mixed = tf.where(mask[..., None], tf.reverse(batch, axis=[0]), batch)
+    return mixed, (1.0 - pasted) * labels + pasted * tf.reverse(labels, axis=[0])
 
 
 def mix_up(batch, labels, alpha: float, generator: "BatchDraws"):

@@ -85,6 +85,7 @@ class TrainSection:
     label_smoothing: float = 0.0  # cross-entropy against (1 - s) · target + s / classes
     mixup: float = 0.0  # Beta(a, a) of mixup (Zhang et al. 2018): each image blended with another, labels alike
     erasing: float = 0.0  # probability of random erasing (Zhong et al. 2020): a rectangle of 2-25% of the image set to noise
+    cutmix: float = 0.0  # Beta(a, a) of CutMix (Yun et al. 2019): a box of another image pasted in, labels by area
     # momentum of an exponential moving average of the trainable weights, kept by the optimizer after every step
     # (0: off; 0.999 averages over about 1,000 steps): validation, the best-epoch checkpoint and the saved model
     # use the average
@@ -118,6 +119,8 @@ def check_recipe(train: TrainSection) -> None:
         raise UserError(f"train.label_smoothing must be in [0, 1), not {train.label_smoothing}")
     if train.mixup < 0:
         raise UserError(f"train.mixup is the Beta(a, a) parameter: 0 (off) or more, not {train.mixup}")
+    if train.cutmix < 0:
+        raise UserError(f"train.cutmix is the Beta(a, a) parameter: 0 (off) or more, such as 1.0, not {train.cutmix}")
     if not 0.0 <= train.erasing <= 1.0:
         raise UserError(f"train.erasing is a probability: from 0 to 1, not {train.erasing}")
     if not 0.0 <= train.ema < 1.0:

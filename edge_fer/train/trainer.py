@@ -253,8 +253,8 @@ def train(config: TrainConfig) -> dict:
     train_split, valid_split, test_split = train_valid_test(dataset, config.data.validation_fraction, config.train.seed)
     soft = train_split.soft_labels is not None
     recipe = config.train
-    # label smoothing and mixup need a label per class: hard labels become one-hot rows
-    one_hot = len(dataset.classes) if not soft and (recipe.label_smoothing > 0 or recipe.mixup > 0) else 0
+    # label smoothing, mixup and cutmix need a label per class: hard labels become one-hot rows
+    one_hot = len(dataset.classes) if not soft and (recipe.label_smoothing > 0 or recipe.mixup > 0 or recipe.cutmix > 0) else 0
     keras.utils.set_random_seed(config.train.seed)
     def build(weights: str):
         return create_model(config.model.variant, len(dataset.classes), config.model.image_size, weights=weights,
@@ -271,7 +271,7 @@ def train(config: TrainConfig) -> dict:
     train_data = make_dataset(train_split, size, batch, training=True, seed=config.train.seed,
                               augment=config.train.augment, soft_labels=soft, repeat=True,
                               draw_labels=config.train.draw_labels, one_hot=one_hot, mixup=recipe.mixup,
-                              erasing=recipe.erasing)
+                              erasing=recipe.erasing, cutmix=recipe.cutmix)
     valid_data = make_dataset(valid_split, size, 64, training=False, soft_labels=soft, one_hot=one_hot)
     calibration = make_dataset(train_split, size, 32, training=True, seed=config.train.seed, soft_labels=soft).take(20)
     if placement.multi_worker:

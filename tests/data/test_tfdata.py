@@ -138,13 +138,34 @@ def test_mixup_blends_each_image_and_its_one_hot_label_by_one_weight():
     assert not np.allclose(mixed, plain_images)
 
 
+def test_cutmix_pastes_one_box_of_the_partner_image_and_mixes_the_labels_by_its_area():
+    split = small_split()
+    plain_images, plain_labels = recipe_batches(split, one_hot=7)
+    mixed, mixed_labels = recipe_batches(split, one_hot=7, cutmix=1.0)
+    partner_images, partner_labels = plain_images[::-1], plain_labels[::-1]
+    np.testing.assert_allclose(mixed_labels.sum(axis=1), 1.0, rtol=1e-6)
+    pasted_somewhere = 0
+    for i in range(20):
+        pasted = (mixed[i] != plain_images[i]).any(axis=-1)
+        np.testing.assert_array_equal(mixed[i][pasted], partner_images[i][pasted])  # every changed pixel is the partner's
+        np.testing.assert_array_equal(mixed[i][~pasted], plain_images[i][~pasted])
+        if pasted.any():
+            rows, cols = np.nonzero(pasted)
+            assert pasted[rows.min():rows.max() + 1, cols.min():cols.max() + 1].mean() > 0.9  # one box
+            pasted_somewhere += 1
+        if not np.array_equal(plain_labels[i], partner_labels[i]):
+            share = mixed_labels[i] @ partner_labels[i]  # the partner's class's share: the box's area
+            assert abs(share - pasted.mean()) < 0.03, (share, pasted.mean())
+    assert pasted_somewhere >= 15
+
+
 def test_recipe_values_out_of_range_are_refused_in_one_line():
     import pytest
 
     from edge_fer.errors import UserError
     from edge_fer.train.config import TrainSection, check_recipe
 
-    for bad in ({"label_smoothing": 1.0}, {"mixup": -0.1}, {"erasing": 1.5}):
+    for bad in ({"label_smoothing": 1.0}, {"mixup": -0.1}, {"erasing": 1.5}, {"cutmix": -1.0}, {"ema": 1.0}):
         with pytest.raises(UserError, match=next(iter(bad))):
             check_recipe(TrainSection(**bad))
     check_recipe(TrainSection(label_smoothing=0.1, mixup=0.2, erasing=0.25))
