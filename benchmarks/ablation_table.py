@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
-from edge_fer.pipeline.runner import HOW_NOT_WHAT  # noqa: E402
+from edge_fer.pipeline.runner import HOW_NOT_WHAT, LATER_DEFAULTS  # noqa: E402
 
 WHERE_NOT_WHAT = {f"{section}.{key}" for section, key in HOW_NOT_WHAT}  # where a run trained, not what it made
 
@@ -51,7 +51,9 @@ def main() -> int:
     args = parser.parse_args()
     records = [read(path) for path in args.records]
     settings = [flat({section: record["config"][section] for section in SECTIONS}) for record in records]
-    base = settings[0]
+    # a setting added after the base was trained: the base had it at its default
+    base = flat({section: {key: value for (where, key), value in LATER_DEFAULTS.items() if where == section}
+                 for section in SECTIONS}) | settings[0]
     rows = []
     for path, record, these in zip(args.records, records, settings):
         changed = {key: value for key, value in these.items() if base.get(key) != value and key not in WHERE_NOT_WHAT}

@@ -32,6 +32,18 @@ def test_each_run_shows_what_it_changed_from_the_base(tmp_path):
     assert "| `smooth.json` | train.label_smoothing = 0.1 | 0.8000 | 0.8050 |" in table and "| 90 |" in table
 
 
+def test_a_setting_added_after_the_base_counts_as_changed_only_off_its_default(tmp_path):
+    base = record(tmp_path / "base.json")
+    later = json.loads(record(tmp_path / "ema.json").read_text())
+    later["config"]["train"] |= {"ema": 0.999, "cutmix": 0.0}  # cutmix at its default: the base had it too
+    (tmp_path / "ema.json").write_text(json.dumps(later))
+    out = tmp_path / "ablation"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ablation_table.py"), str(base),
+                             str(tmp_path / "ema.json"), "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["rows"][1]["changed"] == {"train.ema": 0.999}
+
+
 def test_a_file_that_is_not_a_training_record_is_one_line(tmp_path):
     (tmp_path / "x.json").write_text("{}")
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ablation_table.py"), str(tmp_path / "x.json"),
