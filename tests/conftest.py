@@ -150,9 +150,11 @@ def loopback_ssh(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loopback_target(loopback_ssh, tmp_path_factory):
+    # one bundle folder per test process: the two xdist workers share this home, and a bench replaces its target's
+    # whole folder when it uploads, so one folder for both let one worker's upload delete the other's images
     target_file = tmp_path_factory.mktemp("target") / "loopback.toml"
     target_file.write_text(f'description = "loopback SSH test target"\nkind = "cpu"\n{loopback_ssh}'
-                           f'remote_dir = "loopback-test"\npython = "{sys.executable}"\nthreads = 1\n')
+                           f'remote_dir = "loopback-test-{os.getpid()}"\npython = "{sys.executable}"\nthreads = 1\n')
     return target_file
 
 

@@ -1,6 +1,7 @@
 """The SSH path for real: an OpenSSH server on 127.0.0.1 with a throwaway host key and user key."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_a_remote_folder_not_made_by_edge_fer_is_never_replaced(loopback_target,
     foreign.mkdir(parents=True, exist_ok=True)
     (foreign / "precious.txt").write_text("keep me")
     target_file = tmp_path / "foreign.toml"
-    target_file.write_text(loopback_target.read_text().replace('remote_dir = "loopback-test"', 'remote_dir = "someone-elses"'))
+    target_file.write_text(re.sub(r'remote_dir = "[^"]*"', 'remote_dir = "someone-elses"', loopback_target.read_text()))
     try:
         code = main(["bench", results["onnx-fp32"]["path"], "--target", str(target_file), "--store", str(tmp_path / "s.sqlite")])
         assert code == 2 and "was not made by edge-fer; refusing to replace it" in capsys.readouterr().err
@@ -122,7 +123,7 @@ def test_a_fleet_bench_measures_every_reachable_target_and_fails_the_unreachable
     targets = []
     for name in ("lab-a", "lab-b"):
         targets.append(tmp_path / f"{name}.toml")
-        targets[-1].write_text(text.replace('remote_dir = "loopback-test"', f'remote_dir = "fleet-{name}"'))
+        targets[-1].write_text(re.sub(r'remote_dir = "[^"]*"', f'remote_dir = "fleet-{name}"', text))
     closed = tmp_path / "lab-down.toml"  # a port nothing listens on: connection refused
     port = text.split("ssh_port = ")[1].split("\n")[0]
     closed.write_text(text.replace(f"ssh_port = {port}", f"ssh_port = {free_port()}"))
