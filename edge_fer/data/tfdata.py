@@ -100,6 +100,11 @@ class BatchDraws:
         key = tf.random.experimental.stateless_fold_in(self.key, self.draws)
         return tf.random.stateless_gamma(shape, seed=key, alpha=alpha)
 
+    def beta(self, shape, alpha: float):
+        """Beta(alpha, alpha), as the ratio of two gamma draws."""
+        first, second = self.gamma(shape, alpha), self.gamma(shape, alpha)
+        return first / (first + second)
+
 
 def random_erase(batch, probability: float, generator: "BatchDraws"):
     """Zhong et al.'s random erasing: with this probability per image, a rectangle of 2-25% of its area, of aspect
@@ -135,8 +140,7 @@ def cut_mix(batch, labels, alpha: float, generator: "BatchDraws"):
     import tensorflow as tf
 
     count, height, width = tf.shape(batch)[0], tf.shape(batch)[1], tf.shape(batch)[2]
-    first, second = generator.gamma([count], alpha), generator.gamma([count], alpha)
-    side = tf.sqrt(1.0 - first / (first + second))
+    side = tf.sqrt(1.0 - generator.beta([count], alpha))
     centre_row, centre_col = generator.uniform([count]), generator.uniform([count])
     mask = box_mask(tf.maximum(centre_row - side / 2, 0.0), tf.minimum(centre_row + side / 2, 1.0),
                     tf.maximum(centre_col - side / 2, 0.0), tf.minimum(centre_col + side / 2, 1.0), height, width)
@@ -151,8 +155,7 @@ def mix_up(batch, labels, alpha: float, generator: "BatchDraws"):
     import tensorflow as tf
 
     count = tf.shape(batch)[0]
-    first, second = generator.gamma([count], alpha), generator.gamma([count], alpha)
-    weight = first / (first + second)
+    weight = generator.beta([count], alpha)
     images_weight = tf.reshape(weight, [-1, 1, 1, 1])
     label_weight = tf.cast(tf.reshape(weight, [-1, 1]), labels.dtype)
     mixed = images_weight * batch + (1.0 - images_weight) * tf.reverse(batch, axis=[0])

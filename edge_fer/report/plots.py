@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_fer.evaluate import wilson_interval
-from edge_fer.formats import runtime_of
+from edge_fer.formats import find_format, runtime_of
 
 RUNTIME_COLOURS = {"litert": "tab:blue", "onnxruntime": "tab:orange", "tensorrt": "tab:green", "keras": "tab:purple"}
 
@@ -36,8 +36,6 @@ def chosen_front(points: list[dict]) -> tuple[list[int], str]:
 
 
 def plotted_precision(row: dict) -> str:
-    from edge_fer.formats import find_format
-
     found = find_format(row.get("format"))
     return "int8 + float layers" if found and found.keeps_float else row.get("precision") or "fp32"
 
