@@ -150,8 +150,8 @@ def loopback_ssh(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loopback_target(loopback_ssh, tmp_path_factory):
-    # one bundle folder per test process: the two xdist workers share this home, and a bench replaces its target's
-    # whole folder when it uploads, so one folder for both let one worker's upload delete the other's images
+    # one bundle folder per test process: the two xdist workers share this home, and a bench holds its folder's
+    # lock from upload to the end, so with one folder the workers' SSH tests would queue behind each other
     target_file = tmp_path_factory.mktemp("target") / "loopback.toml"
     target_file.write_text(f'description = "loopback SSH test target"\nkind = "cpu"\n{loopback_ssh}'
                            f'remote_dir = "loopback-test-{os.getpid()}"\npython = "{sys.executable}"\nthreads = 1\n')

@@ -9,6 +9,7 @@ import json
 import shlex
 import subprocess
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from edge_fer.artifacts import sidecar_path
@@ -124,6 +125,63 @@ def remote_root(target: Target) -> str:
     """The bundle folder on the device, relative to the remote home: ~/.edge_fer/bundles/<remote_dir>. The
     target's remote_dir is a plain folder name (checked when the target loads), never a path the TOML picks."""
     return f"{BUNDLES}/{target.remote_dir}"
+
+
+# Runs on the device with its own Python (3.6+): takes an flock on the folder's lock file, waiting up to argv[2]
+# seconds, says so on stdout, and holds it until its stdin closes. The lock lives in that process, so it goes
+# when the bench ends or dies (ssh's connection closes and stdin with it): no stale lock to clean up.
+LOCK_SCRIPT = """import fcntl, os, sys, time
+path, wait = sys.argv[1], float(sys.argv[2])
+os.makedirs(os.path.dirname(path), exist_ok=True)
+handle = open(path, "a")
+deadline, told = time.time() + wait, False
+while True:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+    except OSError:
+        if time.time() >= deadline:
+            print("busy", flush=True)
+            sys.exit(4)
+        if not told:
+            print("waiting", flush=True)
+            told = True
+        time.sleep(0.5)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def bundle_lock(target: Target, wait_s: float, on_wait=None):
+    """The target's bundle folder for one bench, held from before the upload to the last measurement: a second
+    bench to the same folder waits (`on_wait()` is called once) up to `wait_s` seconds, then stops with one line.
+    Without it, the second bench's upload replaced the folder the first was reading its files from."""
+    lock_file = f"{remote_root(target)}.lock"
+    holder = subprocess.Popen(ssh_command(target, [target.python, "-c", LOCK_SCRIPT, lock_file, str(wait_s)]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        answer = holder.stdout.readline().strip()
+        if answer == b"waiting":
+            if on_wait:
+                on_wait()
+            answer = holder.stdout.readline().strip()
+        if answer == b"busy":
+            raise UserError(f"target {target.name} is busy: another bench has used ~/{remote_root(target)} on "
+                            f"{target.ssh} for over {wait_s:.0f} s; wait for it to finish, or give this target its own "
+                            "remote_dir")
+        if answer != b"locked":
+            holder.kill()
+            message = holder.communicate(timeout=30)[1].decode(errors="replace").strip()
+            raise UserError(f"cannot reach {target.ssh} to lock ~/{lock_file}: {message[-300:]}")
+        yield
+    finally:
+        if holder.poll() is None:
+            try:
+                holder.communicate(timeout=30)  # closes stdin: the device lets the lock go
+            except subprocess.TimeoutExpired:
+                holder.kill()
+                holder.communicate()
 
 
 def upload_bundle(target: Target, bundle: bytes) -> str:

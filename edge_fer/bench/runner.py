@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,9 +221,13 @@ def bench_target(every_facts: list[dict], target: Target, settings: BenchSetting
                  run_id: str) -> list[dict]:
     threads = settings.threads or target.threads
     rows: list[dict | None] = [None] * len(every_facts)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as held:
         scoring = ScoringData(dataset_spec, Path(folder))
         board = on_board(target, every_facts, settings) if target.access == "ssh" else None
+        if target.access == "ssh":
+            held.enter_context(remote.bundle_lock(target, target.busy_wait_s, lambda: ui.log(
+                f"{target.name}: another bench is using ~/{remote.remote_root(target)}; waiting up to "
+                f"{target.busy_wait_s:.0f} s for it to finish")))
         planned = []  # (position, facts)
         for position, facts in enumerate(every_facts):
             if board and position in board["sources_only"]:

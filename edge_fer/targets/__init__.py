@@ -62,6 +62,7 @@ class Target:
     ssh_key: str | None = None  # private key file; otherwise ssh's own defaults
     known_hosts: str | None = None  # known_hosts file; otherwise ~/.ssh/known_hosts (checking is always strict)
     remote_dir: str = "default"  # a folder name: the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device
+    busy_wait_s: float = 1800.0  # how long a bench waits while another bench holds that folder
     python: str = "python3"
     threads: int | None = None
     runtimes: list = field(default_factory=list)  # the runtimes it has: it runs every format of theirs
@@ -89,6 +90,8 @@ def check_remote_settings(target: Target, path: Path) -> None:
     if not FOLDER_NAME.fullmatch(target.remote_dir):
         raise UserError(f"{path}: remote_dir = {target.remote_dir!r} must be a plain folder name (letters, digits, "
                         "'.', '_', '-'): the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device")
+    if target.busy_wait_s < 0:
+        raise UserError(f"{path}: busy_wait_s must be 0 or more seconds, not {target.busy_wait_s}")
     for name, value in (("python", target.python), ("trtexec", target.tensorrt.trtexec)):
         if value is not None and not PROGRAM.fullmatch(value):
             raise UserError(f"{path}: {name} = {value!r} must be a program name or path (no spaces, no leading '-')")

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from edge_fer.bench import store
-from edge_fer.bench.remote import MARKER, build_bundle, remote_artifact, remote_root, ssh_command
+from edge_fer.bench.remote import MARKER, build_bundle, bundle_lock, remote_artifact, remote_root, ssh_command
 from edge_fer.cli import main
+from edge_fer.errors import UserError
 from edge_fer.targets import Target, load_target
 from tests.loopback_ssh import free_port
 
@@ -138,8 +139,8 @@ def test_a_fleet_bench_measures_every_reachable_target_and_fails_the_unreachable
     assert all(row["status"] == "passed" and row["p50_ms"] > 0 for name in ("lab-a", "lab-b") for row in by_target[name])
     assert all(row["status"] == "failed" and "target failed" in row["reason"] for row in by_target["lab-down"])
     assert len({row["run_id"] for row in rows}) == 1  # one store, one run
-    for name in ("lab-a", "lab-b"):
-        shutil.rmtree(Path.home() / f"fleet-{name}", ignore_errors=True)
+    for target in targets:
+        shutil.rmtree(Path.home() / remote_root(load_target(str(target))), ignore_errors=True)
 
 
 def two_same_named_files(tmp_path: Path) -> list[Path]:
@@ -174,3 +175,38 @@ def test_same_named_files_on_an_ssh_target_each_get_their_own_numbers(loopback_t
     assert remote["point-112"] > 1.5 * remote["point-64"]  # 112 px costs about three times 64 px
     for point in remote:
         assert 0.5 < remote[point] / local[point] < 2.0, (remote, local)  # each row is its own file's latency
+
+
+@pytest.mark.hostile("data lost or wrong")
+def test_a_bench_holds_its_bundle_folder_and_a_second_one_waits_then_stops(loopback_target, exported, tmp_path, capsys):
+    """Two benches to one folder: the second one's upload used to replace the files the first was reading."""
+    _, results = exported
+    target = load_target(str(loopback_target))
+    impatient = tmp_path / "impatient.toml"
+    impatient.write_text(loopback_target.read_text() + "busy_wait_s = 1\n")
+    waited = []
+    with bundle_lock(target, 5):
+        with pytest.raises(UserError, match="is busy"), bundle_lock(target, 1, lambda: waited.append("waited")):
+            pass
+        code = main(["bench", results["onnx-fp32"]["path"], "--target", str(impatient), "--store", str(tmp_path / "s.sqlite")])
+        err = capsys.readouterr().err
+        assert code == 2 and "is busy" in err and "Traceback" not in err
+    assert waited == ["waited"]
+    with bundle_lock(target, 0, lambda: waited.append("again")):  # let go: the next one takes it at once
+        pass
+    assert waited == ["waited"]
+
+
+def test_the_lock_is_released_when_the_bench_holding_it_dies(loopback_target):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom edge_fer.bench.remote import bundle_lock\nfrom edge_fer.targets import load_target\n"
+        "with bundle_lock(load_target(sys.argv[1]), 5):\n    print('held', flush=True)\n    time.sleep(600)\n"),
+        str(loopback_target)], stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert holder.stdout.readline().strip() == b"held"
+        holder.kill()  # no clean-up runs: only the ssh connection closing lets the lock go
+        with bundle_lock(load_target(str(loopback_target)), 30):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
