@@ -1,12 +1,17 @@
+import fcntl
+import json
 import os
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from edge_fer.atomic import write_text as atomic_write_text
 from edge_fer.formats import PARITY_FLOORS
 from tests.loopback_ssh import SSHD, start_sshd
+from tests.toy_model import EXPORT_DATA, toy_model
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,8 +39,8 @@ def hostile_kind(item) -> str:
 
 
 def pytest_configure(config):
-    # pytest-xdist 3.8 on pytest 9.2 drops --dist loadgroup's groups without a word (its issue #1386): then both
-    # workers train the `exported` model, and the suite takes minutes longer
+    # pytest-xdist 3.8 on pytest 9.2 drops --dist loadgroup's groups without a word (its issue #1386): then every
+    # module-scoped fixture (an sshd, a trained model) is built on both workers, and the suite takes minutes longer
     if getattr(config.option, "dist", "no") == "loadgroup" and _groups_dropped(pytest.__version__, _xdist_version()):
         raise pytest.UsageError(f"pytest {pytest.__version__} with pytest-xdist {_xdist_version()} ignores the test "
                                 "groups (pytest-xdist issue #1386): pip install 'pytest<9.2'")
@@ -66,9 +71,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def xdist_group(item) -> str:
-    """pytest-xdist (--dist loadgroup) runs one group on one worker: every test of the session-scoped `exported`
-    fixture together, so that it is built once; the rest by file, so that module-scoped fixtures are built once."""
-    return "exported" if "exported" in item.fixturenames else item.nodeid.split("::")[0]
+    """pytest-xdist (--dist loadgroup) runs one group on one worker: a file's tests together, so that its
+    module-scoped fixtures are built once (the session-scoped `exported` is shared between workers itself)."""
+    return item.nodeid.split("::")[0]
 
 
 def _has_tensorrt_gpu() -> bool:
@@ -99,10 +104,6 @@ def unwritable(tmp_path):
     folder.chmod(0o755)
 
 
-# One small trained model, its QAT copy and every CPU artifact, shared by the export and runtime tests.
-# Easy synthetic faces (no occluders) and ~1000 steps: a model confident enough that parity measures the
-# export, not coin-flips between near-tied classes.
-EXPORT_DATA = {"dataset": "synthetic", "options": {"train_count": 2100, "valid_count": 70, "test_count": 200, "occlusion": 0.0}}
 # The toy model's int8 floor. Symmetric per-tensor int8 (onnx-int8-ptq, TensorRT's form) agrees with it on 0.95 to
 # 0.99 of the parity images, by the CPU it trained on (oneDNN's numerics differ between Intel and AMD): its patch
 # convolutions and attention scores quantize worst (`edge-fer debug precision` ranks them). The exporter's own floor,
@@ -111,25 +112,34 @@ TOY_FLOORS = {**PARITY_FLOORS, "int8": 0.93}
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, worker_id):
+    """Built once per run: under xdist the first worker to need it builds it in the run's shared temporary folder,
+    holding a lock, and the other worker waits for it and reads the same folder. Tests only read it."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root, record = shared / "exported", shared / "exported" / "results.json"
+    with open(shared / "exported.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a build that failed half-way on the other worker
+            results = build_exported(root)
+            atomic_write_text(record, json.dumps(results))
+        return root, json.loads(record.read_text())
+
+
+def build_exported(root: Path) -> dict:
     from edge_fer.config import from_dict
     from edge_fer.export.exporter import ExportSettings, export
     from edge_fer.quantize.config import QatConfig
     from edge_fer.quantize.qat import run_qat
-    from edge_fer.train.config import TrainConfig
-    from edge_fer.train.trainer import train
 
-    root = tmp_path_factory.mktemp("exported")
-    train(from_dict(TrainConfig, {
-        "data": EXPORT_DATA, "model": {"image_size": 64, "weights": "none"},
-        "train": {"schedule": "from_scratch", "batch_size": 32, "scratch": {"epochs": 15}}, "out": str(root / "float")}))
+    toy_model(root / "float")  # the committed toy model while it matches its recipe, else trained (tests/toy_model.py)
     # the ranges are the mean over the calibration batches: 50 batches of 32 settle them (the default 500 is for
     # real data; each calibration batch is an eager pass)
     run_qat(from_dict(QatConfig, {"model": str(root / "float"), "data": EXPORT_DATA, "epochs": 1, "steps_per_epoch": 10,
                                   "calibration_steps": 50, "out": str(root / "qat")}))
     settings = ExportSettings(formats="cpu", calibration_images=64, parity_images=200, floors=TOY_FLOORS)  # engines: tests marked gpu
     results = export(root / "float", root / "artifacts", settings, qat_dir=root / "qat")
-    return root, {r["format"]: r for r in results}
+    return {r["format"]: r for r in results}
 
 
 @pytest.fixture(scope="module")
