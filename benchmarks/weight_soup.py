@@ -1,0 +1,115 @@
+"""Whether fine-tunes of one start average into one better model (a "model soup", Wortsman et al. 2022): each
+model alone, the mean of their probabilities (an ensemble: N times the cost), and the mean of their weights (one
+model, one model's cost) with its BatchNorm statistics recomputed on training images (majority labels). Averaged weights only work
+where the members stayed near one another, so every layer's cosine similarity between members is reported too.
+
+    python benchmarks/weight_soup.py --root ../shared/datasets/ferplus --model benchmarks/ferplus/vote-104-ft \
+        --model benchmarks/ferplus/vote-104-ft-seed1 --model benchmarks/ferplus/vote-104-ft-seed2 \
+        --out benchmarks/ferplus/soup
+
+Writes OUT.json and OUT.md (FERPlus majority validation and test sets, 95% Wilson intervals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edge_fer import atomic  # noqa: E402
+from edge_fer.data.preprocess import to_model_input  # noqa: E402
+from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.evaluate import wilson_interval  # noqa: E402
+
+SPLITS = ("valid", "test")
+
+
+def scores(probabilities: dict, labels: dict) -> dict:
+    row = {}
+    for split in SPLITS:
+        row[split] = float(np.mean(np.argmax(probabilities[split], axis=1) == labels[split]))
+        row[f"{split}_interval_95"] = wilson_interval(row[split], len(labels[split]))
+    return row
+
+
+def layer_similarity(models: list) -> list[dict]:
+    """Per layer with weights: the lowest cosine similarity between the first member and each other one."""
+    rows = []
+    for layer in models[0].layers:
+        if not layer.get_weights():
+            continue
+        flat = [np.concatenate([w.ravel() for w in m.get_layer(layer.name).get_weights()]) for m in models]
+        cosines = [float(np.dot(flat[0], other) / (np.linalg.norm(flat[0]) * np.linalg.norm(other) + 1e-12))
+                   for other in flat[1:]]
+        rows.append({"layer": layer.name, "min_cosine": round(min(cosines), 4)})
+    return rows
+
+
+def soup_of(models: list, path: str, train_images: np.ndarray, batches: int):
+    """The members' mean weights, BatchNorm statistics recomputed on `batches` x 64 training images (un-augmented):
+    the mean of the members' statistics does not describe the averaged layers."""
+    from edge_fer.models.loading import load_model
+    from edge_fer.train.callbacks import recalibrate_batchnorm
+
+    soup, _ = load_model(path)
+    soup.set_weights([np.mean(weights, axis=0) for weights in zip(*[m.get_weights() for m in models])])
+    picks = np.random.default_rng(0).choice(len(train_images), size=min(len(train_images), 64 * batches), replace=False)
+    images = to_model_input(train_images[np.sort(picks)], soup.input_shape[1])
+    recalibrate_batchnorm(soup, [(images[i:i + 64], None) for i in range(0, len(images), 64)])
+    return soup
+
+
+def main() -> int:
+    from edge_fer.models.loading import load_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ferplus")
+    parser.add_argument("--root", default="../shared/datasets/ferplus")
+    parser.add_argument("--model", action="append", required=True, help="a saved model folder; repeat it (2 or more)")
+    parser.add_argument("--bn-batches", type=int, default=50, help="batches of 64 training images for BatchNorm")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args()
+    missing = [m for m in args.model if not Path(m).exists()]
+    if missing or len(args.model) < 2:
+        raise SystemExit(f"error: give two or more existing models ({', '.join(missing) or 'one given'})")
+    models = [load_model(m)[0] for m in args.model]
+    size = models[0].input_shape[1]
+    dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
+    labels = {split: dataset.splits[split].labels for split in SPLITS}
+    inputs = {split: to_model_input(dataset.splits[split].images, size) for split in SPLITS}
+    outputs = [{s: m.predict(inputs[s], batch_size=128, verbose=0) for s in SPLITS} for m in models]
+    rows = [{"name": Path(m).name, **scores(out, labels)} for m, out in zip(args.model, outputs)]
+    rows.append({"name": "mean of probabilities", **scores({s: np.mean([o[s] for o in outputs], axis=0) for s in SPLITS},
+                                                           labels)})
+    soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)
+    rows.append({"name": "mean of weights", **scores({s: soup.predict(inputs[s], batch_size=128, verbose=0)
+                                                      for s in SPLITS}, labels)})
+    similarity = layer_similarity(models)
+    result = {"dataset": args.dataset, "models": args.model, "rows": rows, "layer_similarity": similarity}
+    atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
+    far = [row for row in similarity if row["min_cosine"] < 0.5]
+    lines = [f"Averaging {len(models)} models: probabilities against weights, {args.dataset} majority validation "
+             f"({len(labels['valid'])}) and test ({len(labels['test'])}), 95% Wilson intervals. Produced by:", "",
+             f"    python benchmarks/weight_soup.py --dataset {args.dataset} --root {args.root} "
+             + " ".join(f"--model {m}" for m in args.model) + f" --out {args.out}", "",
+             "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['name']} | {row['valid']:.4f} | {row['valid_interval_95'][0]:.3f}-"
+                     f"{row['valid_interval_95'][1]:.3f} | {row['test']:.4f} | {row['test_interval_95'][0]:.3f}-"
+                     f"{row['test_interval_95'][1]:.3f} |")
+    lines += ["", "Layers whose weights point apart between members (cosine below 0.5): "
+              + (", ".join(f"{r['layer']} ({r['min_cosine']})" for r in far) or "none")
+              + f"; the other {len(similarity) - len(far)} layers' lowest cosine is "
+              + f"{min((r['min_cosine'] for r in similarity if r not in far), default=float('nan')):.3f}."]
+    atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
