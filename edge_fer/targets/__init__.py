@@ -15,6 +15,7 @@ TARGETS_DIR = Path(__file__).resolve().parents[2] / "targets"
 # ssh arguments come from a file: nothing in them may read as an ssh option or hold a space
 SSH_DESTINATION = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 FOLDER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MAX_BUSY_WAIT_S = 86400  # a day: longer is a bench that will not end
 PROGRAM = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]{0,255}")
 
 
@@ -90,8 +91,8 @@ def check_remote_settings(target: Target, path: Path) -> None:
     if not FOLDER_NAME.fullmatch(target.remote_dir):
         raise UserError(f"{path}: remote_dir = {target.remote_dir!r} must be a plain folder name (letters, digits, "
                         "'.', '_', '-'): the bundle goes to ~/.edge_fer/bundles/<remote_dir> on the device")
-    if target.busy_wait_s < 0:
-        raise UserError(f"{path}: busy_wait_s must be 0 or more seconds, not {target.busy_wait_s}")
+    if not 0 <= target.busy_wait_s <= MAX_BUSY_WAIT_S:
+        raise UserError(f"{path}: busy_wait_s must be from 0 to {MAX_BUSY_WAIT_S} seconds, not {target.busy_wait_s}")
     for name, value in (("python", target.python), ("trtexec", target.tensorrt.trtexec)):
         if value is not None and not PROGRAM.fullmatch(value):
             raise UserError(f"{path}: {name} = {value!r} must be a program name or path (no spaces, no leading '-')")

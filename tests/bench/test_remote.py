@@ -65,6 +65,8 @@ def test_the_remote_command_is_one_quoted_string():
     ('ssh = "me@host"\nremote_dir = "../.."', "must be a plain folder name"),
     ('ssh = "me@host"\nssh_port = 0', "ssh_port must be from 1 to 65535"),
     ('ssh = "me@host"\npython = "-c import os"', "must be a program name or path"),
+    ('ssh = "me@host"\nbusy_wait_s = nan', "busy_wait_s must be a finite number"),
+    ('ssh = "me@host"\nbusy_wait_s = -1', "busy_wait_s must be from 0 to 86400"),
 ])
 def test_hostile_ssh_settings_are_refused_before_anything_runs(tmp_path, line, message):
     from edge_fer.errors import UserError
