@@ -223,8 +223,9 @@ def bench_target(every_facts: list[dict], target: Target, settings: BenchSetting
     rows: list[dict | None] = [None] * len(every_facts)
     with tempfile.TemporaryDirectory() as folder, ExitStack() as held:
         scoring = ScoringData(dataset_spec, Path(folder))
-        board = on_board(target, every_facts, settings) if target.access == "ssh" else None
+        board = None
         if target.access == "ssh":
+            board = on_board(target, every_facts, settings)
             held.enter_context(remote.bundle_lock(target, target.busy_wait_s, lambda: ui.log(
                 f"{target.name}: another bench is using ~/{remote.remote_root(target)}; waiting up to "
                 f"{target.busy_wait_s:.0f} s for it to finish")))

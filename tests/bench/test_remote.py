@@ -69,8 +69,6 @@ def test_the_remote_command_is_one_quoted_string():
     ('ssh = "me@host"\nbusy_wait_s = -1', "busy_wait_s must be from 0 to 86400"),
 ])
 def test_hostile_ssh_settings_are_refused_before_anything_runs(tmp_path, line, message):
-    from edge_fer.errors import UserError
-
     path = tmp_path / "hostile.toml"
     path.write_text(f'access = "ssh"\n{line}\n')
     with pytest.raises(UserError, match=message):
