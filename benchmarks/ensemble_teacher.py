@@ -49,6 +49,13 @@ def scored(name: str, members: list[str], outputs: dict, labels: dict) -> dict:
     return row
 
 
+def table_row(name: str, row: dict) -> str:
+    """| name | valid | valid 95% | test | test 95% |"""
+    cells = [f"{row[split]:.4f} | {row[f'{split}_interval_95'][0]:.3f}-{row[f'{split}_interval_95'][1]:.3f}"
+             for split in SPLITS]
+    return f"| {name} | {' | '.join(cells)} |"
+
+
 def greedy_on_valid(outputs: dict, labels: dict) -> list[str]:
     """Add the model that raises the validation accuracy most, until none does (chosen without the test set)."""
     chosen, best = [], -1.0
@@ -87,8 +94,7 @@ def main() -> int:
              "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
     for row in rows:
         name = row["name"] if len(row["members"]) == 1 else f"{row['name']}: {', '.join(Path(m).name for m in row['members'])}"
-        lines.append(f"| {name} | {row['valid']:.4f} | {row['valid_interval_95'][0]:.3f}-{row['valid_interval_95'][1]:.3f} | "
-                     f"{row['test']:.4f} | {row['test_interval_95'][0]:.3f}-{row['test_interval_95'][1]:.3f} |")
+        lines.append(table_row(name, row))
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

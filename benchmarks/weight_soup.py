@@ -21,20 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ensemble_teacher import SPLITS, probabilities_of, scored, table_row  # noqa: E402 (this folder)
+
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
-from edge_fer.evaluate import wilson_interval  # noqa: E402
-
-SPLITS = ("valid", "test")
-
-
-def scores(probabilities: dict, labels: dict) -> dict:
-    row = {}
-    for split in SPLITS:
-        row[split] = float(np.mean(np.argmax(probabilities[split], axis=1) == labels[split]))
-        row[f"{split}_interval_95"] = wilson_interval(row[split], len(labels[split]))
-    return row
+from edge_fer.evaluate import predict_keras  # noqa: E402
 
 
 def layer_similarity(models: list) -> list[dict]:
@@ -77,18 +69,19 @@ def main() -> int:
     missing = [m for m in args.model if not Path(m).exists()]
     if missing or len(args.model) < 2:
         raise SystemExit(f"error: give two or more existing models ({', '.join(missing) or 'one given'})")
+    if len({Path(m).name for m in args.model}) < len(args.model):
+        raise SystemExit("error: the models' folder names name their rows: give folders with different names")
     models = [load_model(m)[0] for m in args.model]
-    size = models[0].input_shape[1]
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     labels = {split: dataset.splits[split].labels for split in SPLITS}
-    inputs = {split: to_model_input(dataset.splits[split].images, size) for split in SPLITS}
-    outputs = [{s: m.predict(inputs[s], batch_size=128, verbose=0) for s in SPLITS} for m in models]
-    rows = [{"name": Path(m).name, **scores(out, labels)} for m, out in zip(args.model, outputs)]
-    rows.append({"name": "mean of probabilities", **scores({s: np.mean([o[s] for o in outputs], axis=0) for s in SPLITS},
-                                                           labels)})
+    outputs = {Path(m).name: probabilities_of(m, dataset) for m in args.model}
     soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)
-    rows.append({"name": "mean of weights", **scores({s: soup.predict(inputs[s], batch_size=128, verbose=0)
-                                                      for s in SPLITS}, labels)})
+    size = soup.input_shape[1]
+    outputs["mean of weights"] = {s: predict_keras(soup, dataset.splits[s].images, size) for s in SPLITS}
+    members = [Path(m).name for m in args.model]
+    rows = [scored(name, [name], outputs, labels) for name in members]
+    rows.append(scored("mean of probabilities", members, outputs, labels))
+    rows.append(scored("mean of weights", ["mean of weights"], outputs, labels))
     similarity = layer_similarity(models)
     result = {"dataset": args.dataset, "models": args.model, "rows": rows, "layer_similarity": similarity}
     atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
@@ -98,10 +91,7 @@ def main() -> int:
              f"    python benchmarks/weight_soup.py --dataset {args.dataset} --root {args.root} "
              + " ".join(f"--model {m}" for m in args.model) + f" --out {args.out}", "",
              "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| {row['name']} | {row['valid']:.4f} | {row['valid_interval_95'][0]:.3f}-"
-                     f"{row['valid_interval_95'][1]:.3f} | {row['test']:.4f} | {row['test_interval_95'][0]:.3f}-"
-                     f"{row['test_interval_95'][1]:.3f} |")
+    lines += [table_row(row["name"], row) for row in rows]
     lines += ["", "Layers whose weights point apart between members (cosine below 0.5): "
               + (", ".join(f"{r['layer']} ({r['min_cosine']})" for r in far) or "none")
               + f"; the other {len(similarity) - len(far)} layers' lowest cosine is "

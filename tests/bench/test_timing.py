@@ -40,7 +40,7 @@ def test_only_run_is_timed_each_sample_prepared_once(tmp_path):
     stats = single_stream(runner, np.zeros((3, 4, 4, 3), np.float32),
                           TimingSettings(warmup_queries=2, min_queries=20, min_duration_s=0.05))
     assert runner.prepared == 3
-    assert stats["p90_ms"] < 4.0  # a 5 ms prepare() inside the timed region would show
+    assert stats["p50_ms"] < 4.0  # a 5 ms prepare() inside the timed region would put every query above 6 ms
 
 
 def test_offline_is_faster_per_image_than_single_stream(tmp_path):

@@ -28,9 +28,9 @@ def tiny_model(input_shape, classes: int):
 
 
 def to_tflite(model) -> bytes:
-    import tensorflow as tf
+    from edge_fer.export.converters import keras_to_tflite
 
-    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return keras_to_tflite(model, "fp32")
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ def images(count=48, size=16, seed=0):
 @pytest.fixture(scope="module")
 def tflite_pair(tmp_path_factory):
     """A float and an int8 (post-training, per-tensor activations) TFLite file of one small Keras model."""
-    import tensorflow as tf
     import tf_keras as keras
+
+    from edge_fer.export.converters import calibrate_on, converted_to_tflite, keras_to_tflite
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((16, 16, 3))
@@ -42,11 +43,9 @@ def tflite_pair(tmp_path_factory):
     kernel[:, :, 0, :] = 0.0  # the next layer reads only the channels the outlier's range crushes
     model.get_layer("mix").set_weights([kernel, bias])
     folder = tmp_path_factory.mktemp("tflite")
-    (folder / "float.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([image[None]] for image in images(64, seed=1))
-    (folder / "int8.tflite").write_bytes(converter.convert())
+    (folder / "float.tflite").write_bytes(keras_to_tflite(model, "fp32"))
+    int8 = converted_to_tflite(model, lambda converter: calibrate_on(converter, images(64, seed=1)))  # float i/o
+    (folder / "int8.tflite").write_bytes(int8)
     return folder
 
 

@@ -160,6 +160,7 @@ def test_configuration_errors_before_any_work(tmp_path, capsys, change, message)
 
 def test_killed_in_the_middle_of_a_stage_resumes_there(tmp_path):
     pipeline = write_pipeline(tmp_path, steps=6, epochs=4)
+    pipeline.write_text(pipeline.read_text().replace('"evaluate", "bench", "report"]', "]"))  # resuming is train's
     runs = tmp_path / "runs" / "tiny"
     history = runs / "train" / "stages" / "scratch" / "history.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "edge_fer.cli", "run", str(pipeline)], stdout=subprocess.DEVNULL,

@@ -10,9 +10,21 @@ from tests.pipeline.test_runner import write_pipeline
 
 SWEEP = """
 [sweep]
-grid = { "model.alpha" = [0.5] }
+grid = { "model.alpha" = [0.25] }
 points = [{ name = "tiny-wide", set = { "model.alpha" = 1.0, "train.scratch.epochs" = 1 } }]
 """
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One tiny sweep's pipeline file, its points trained and exported once for this module's tests (a test that
+    runs more stages reuses them from the cache, as a user's second run would)."""
+    pipeline = write_pipeline(tmp_path_factory.mktemp("sweep"))
+    pipeline.write_text(pipeline.read_text().replace('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp32"')
+                        .replace("min_duration_s = 0.2", "min_duration_s = 1.0").replace("min_queries = 10", "min_queries = 100")
+                        + SWEEP)
+    assert main(["run", str(pipeline), "--set", 'stages=["data","train","export"]']) == 0
+    return pipeline
 
 
 def test_grid_and_explicit_points_are_named_and_checked():
@@ -26,41 +38,36 @@ def test_grid_and_explicit_points_are_named_and_checked():
         sweep_points("front", {}, [{"name": "x"}, {"name": "x"}])
 
 
-def test_a_sweep_runs_each_point_then_one_bench_and_one_report(tmp_path, capsys):
-    pipeline = write_pipeline(tmp_path)
-    pipeline.write_text(pipeline.read_text().replace('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp32"') + SWEEP)
-    assert main(["run", str(pipeline), "--json"]) == 0
+def test_a_sweep_runs_each_point_then_one_bench_and_one_report(swept, capsys):
+    capsys.readouterr()
+    assert main(["run", str(swept), "--json"]) == 0
     outcome = json.loads(capsys.readouterr().out)
     names = [point["point"] for point in outcome["points"]]
-    assert names == ["tiny-alpha0.5", "tiny-wide"]  # grid naming and expansion: the test above
-    runs = tmp_path / "runs"
+    assert names == ["tiny-alpha0.25", "tiny-wide"]  # grid naming and expansion: the test above
+    runs = swept.parent / "runs"
     for name in names:  # each point in its own cached run folder, without bench or report of its own
         assert (runs / name / "export" / "model-tflite-fp32.tflite").is_file()
         assert not (runs / name / "bench").exists()
     meta = [json.loads((runs / name / "train" / "model.json").read_text()) for name in names]
-    assert [m["alpha"] for m in meta] == [0.5, 1.0]
+    assert [m["alpha"] for m in meta] == [0.25, 1.0]
     rows = store.fetch(runs / "tiny" / "results.sqlite")
     assert len(rows) == 2 and len({row["run_id"] for row in rows}) == 1  # one bench session for every point
     report = (runs / "tiny" / "report" / "report.md").read_text()
-    assert "tiny-alpha0.5:tflite-fp32" in report and "tiny-wide:tflite-fp32" in report and "## Sweep points" in report
+    assert "tiny-alpha0.25:tflite-fp32" in report and "tiny-wide:tflite-fp32" in report and "## Sweep points" in report
 
-    assert main(["run", str(pipeline), "--json"]) == 0  # a rerun skips every point's stages
+    assert main(["run", str(swept), "--json"]) == 0  # a rerun skips every point's stages
     again = json.loads(capsys.readouterr().out)
     assert all(s["status"] == "skipped" for point in again["points"] for s in point["stages"])
 
 
 @pytest.mark.hostile("data lost or wrong")
-def test_a_sweep_benched_over_ssh_gives_each_point_its_own_numbers(tmp_path, capsys, loopback_target):
+def test_a_sweep_benched_over_ssh_gives_each_point_its_own_numbers(swept, tmp_path, capsys, loopback_target):
     """Every point's file has the same name; on an SSH target they once overwrote each other, and every row held
     the last point's numbers. Each point's remote p50 is now its own file's local p50, within noise."""
-    pipeline = write_pipeline(tmp_path)
-    pipeline.write_text(pipeline.read_text().replace('formats = "tflite-fp32,onnx-fp32"', 'formats = "tflite-fp32"')
-                        .replace("min_duration_s = 0.2", "min_duration_s = 1.0").replace("min_queries = 10", "min_queries = 100")
-                        + SWEEP.replace("[0.5]", "[0.25]"))
     p50 = {}
     for where, target in (("local", "host-cpu"), ("remote", str(loopback_target))):
         database = tmp_path / f"{where}.sqlite"
-        assert main(["run", str(pipeline), "--set", f"bench.target='{target}'", "--set", f"bench.store='{database}'",
+        assert main(["run", str(swept), "--set", f"bench.target='{target}'", "--set", f"bench.store='{database}'",
                      "--set", "bench.threads=1", "--set", 'stages=["data","train","export","bench"]', "--json"]) == 0
         capsys.readouterr()
         rows = store.fetch(database)
@@ -88,11 +95,11 @@ def test_point_runs_the_named_sweep_points_alone_and_refuses_unknown_names(tmp_p
                                                      'stages = ["data"]') + SWEEP)
     assert main(["run", str(pipeline), "--point", "tiny-nope"]) == 2
     err = capsys.readouterr().err
-    assert "no sweep point named tiny-nope; the points are: tiny-alpha0.5, tiny-wide" in err and err.count("\n") == 1
+    assert "no sweep point named tiny-nope; the points are: tiny-alpha0.25, tiny-wide" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
     assert main(["run", str(pipeline), "--point", "tiny-wide", "--json"]) == 0
     assert [point["point"] for point in json.loads(capsys.readouterr().out)["points"]] == ["tiny-wide"]
-    assert (tmp_path / "runs" / "tiny-wide").is_dir() and not (tmp_path / "runs" / "tiny-alpha0.5").exists()
+    assert (tmp_path / "runs" / "tiny-wide").is_dir() and not (tmp_path / "runs" / "tiny-alpha0.25").exists()
 
 
 def test_a_warm_started_point_names_its_start_and_that_start_s_training_time(tmp_path):
