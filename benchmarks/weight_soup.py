@@ -69,16 +69,16 @@ def main() -> int:
     missing = [m for m in args.model if not Path(m).exists()]
     if missing or len(args.model) < 2:
         raise SystemExit(f"error: give two or more existing models ({', '.join(missing) or 'one given'})")
-    if len({Path(m).name for m in args.model}) < len(args.model):
+    members = [Path(m).name for m in args.model]
+    if len(set(members)) < len(members):
         raise SystemExit("error: the models' folder names name their rows: give folders with different names")
     models = [load_model(m)[0] for m in args.model]
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     labels = {split: dataset.splits[split].labels for split in SPLITS}
-    outputs = {Path(m).name: probabilities_of(m, dataset) for m in args.model}
+    outputs = {name: probabilities_of(m, dataset) for name, m in zip(members, args.model)}
     soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)
     size = soup.input_shape[1]
     outputs["mean of weights"] = {s: predict_keras(soup, dataset.splits[s].images, size) for s in SPLITS}
-    members = [Path(m).name for m in args.model]
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))
     rows.append(scored("mean of weights", ["mean of weights"], outputs, labels))
