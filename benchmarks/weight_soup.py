@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import SPLITS, probabilities_of, scored, table_row  # noqa: E402 (this folder)
+from ensemble_teacher import SPLITS, scored, table_row  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
@@ -40,6 +40,11 @@ def layer_similarity(models: list) -> list[dict]:
                    for other in flat[1:]]
         rows.append({"layer": layer.name, "min_cosine": round(min(cosines), 4)})
     return rows
+
+
+def keras_outputs(model, dataset) -> dict:
+    """Each scored split's probabilities from a loaded Keras model."""
+    return {split: predict_keras(model, dataset.splits[split].images, model.input_shape[1]) for split in SPLITS}
 
 
 def soup_of(models: list, path: str, train_images: np.ndarray, batches: int):
@@ -75,10 +80,9 @@ def main() -> int:
     models = [load_model(m)[0] for m in args.model]
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     labels = {split: dataset.splits[split].labels for split in SPLITS}
-    outputs = {name: probabilities_of(m, dataset) for name, m in zip(members, args.model)}
+    outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
     soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)
-    size = soup.input_shape[1]
-    outputs["mean of weights"] = {s: predict_keras(soup, dataset.splits[s].images, size) for s in SPLITS}
+    outputs["mean of weights"] = keras_outputs(soup, dataset)
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))
     rows.append(scored("mean of weights", ["mean of weights"], outputs, labels))
