@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_fer import ui
 from edge_fer.errors import UserError
 
 EPSILON = 1e-7
@@ -41,7 +42,8 @@ def check_distill(section: DistillSection) -> None:
 
 
 def load_teachers(paths: list[str], classes: list[str], image_size: int) -> list:
-    """Each teacher rebuilt from the registry (weights only); its classes and input size must be the student's."""
+    """Each teacher rebuilt from the registry (weights only); its classes must be the student's. A teacher trained at
+    another size sees the student's images resized to its own."""
     from edge_fer.models.loading import load_model
 
     teachers = []
@@ -49,9 +51,9 @@ def load_teachers(paths: list[str], classes: list[str], image_size: int) -> list
         model, meta = load_model(path)
         if list(meta.get("classes", [])) != list(classes):
             raise UserError(f"teacher {path}: its classes {meta.get('classes')} are not the student's {list(classes)}")
-        if int(meta.get("image_size", -1)) != image_size:
-            raise UserError(f"teacher {path}: trained at {meta.get('image_size')} px, the student at {image_size} px; "
-                            f"train the teacher at {image_size} px or set model.image_size={meta.get('image_size')}")
+        if model.input_shape[1] != image_size:
+            ui.log(f"teacher {path} was trained at {model.input_shape[1]} px: it sees the student's {image_size} px "
+                   f"images resized to that")
         model.trainable = False
         teachers.append(model)
     return teachers
@@ -60,7 +62,11 @@ def load_teachers(paths: list[str], classes: list[str], image_size: int) -> list
 def ensemble_probabilities(teachers: list, images):
     import tensorflow as tf
 
-    return tf.add_n([teacher(images, training=False) for teacher in teachers]) / len(teachers)
+    def seen_by(teacher):
+        size = teacher.input_shape[1]
+        return images if images.shape[1] == size else tf.image.resize(images, (size, size))
+
+    return tf.add_n([teacher(seen_by(teacher), training=False) for teacher in teachers]) / len(teachers)
 
 
 def with_teacher_targets(dataset, teachers: list, num_classes: int, class_weight: dict | None):
@@ -124,14 +130,14 @@ def make_distillation_loss(num_classes: int, temperature: float, weight: float):
 
 
 def teacher_report(paths: list[str], teachers: list, test_images: np.ndarray | None, test_labels, classes,
-                   image_size: int, section: DistillSection) -> dict:
-    """The teachers' own test accuracy (each, and the ensemble the student learnt from), measured here."""
+                   section: DistillSection) -> dict:
+    """The teachers' own test accuracy (each at its own size, and their ensemble), measured here."""
     from edge_fer.evaluate import classification_metrics, predict_keras
 
     record = {"teacher": [str(Path(p)) for p in paths], "temperature": section.temperature, "weight": section.weight}
     if test_images is None:
         return record
-    probabilities = [predict_keras(teacher, test_images, image_size) for teacher in teachers]
+    probabilities = [predict_keras(teacher, test_images, teacher.input_shape[1]) for teacher in teachers]
     record["teacher_test_accuracy"] = [round(float(classification_metrics(test_labels, p, classes)["accuracy"]), 4)
                                        for p in probabilities]
     ensemble = classification_metrics(test_labels, np.mean(probabilities, axis=0), classes)

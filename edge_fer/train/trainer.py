@@ -312,7 +312,7 @@ def train(config: TrainConfig) -> dict:
     if teachers:
         origin = {**origin, "distillation": teacher_report(
             teacher_paths(config.train.distill.teacher), teachers, test_split.images if test_split else None,
-            test_split.labels if test_split else None, dataset.classes, size, config.train.distill)}
+            test_split.labels if test_split else None, dataset.classes, config.train.distill)}
     record = {
         "format": "keras",
         "classes": list(dataset.classes),

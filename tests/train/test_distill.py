@@ -87,13 +87,20 @@ def test_the_loss_pulls_the_student_toward_the_teacher():
     assert not np.allclose(gradient(0.9, teachers["second"]), gradient(0.9, teachers["third"]))
 
 
-@pytest.mark.hostile("malformed-input")
-def test_a_teacher_of_another_size_is_refused_before_training(teacher_run, tmp_path):
+def test_a_teacher_of_another_size_sees_the_students_images_resized_to_its_own(teacher_run, tmp_path):
+    from edge_fer.models.loading import load_model
+    from edge_fer.train.distill import ensemble_probabilities
+
+    teacher, _ = load_model(str(teacher_run))  # trained at 64 px
+    images = tf.random.uniform((4, 80, 80, 3), 0.0, 255.0, seed=0)
+    np.testing.assert_allclose(ensemble_probabilities([teacher], images).numpy(),
+                               teacher(tf.image.resize(images, (64, 64)), training=False).numpy(), atol=1e-6)
     config = tiny_config(tmp_path / "s", distill={"teacher": str(teacher_run)})
-    config.model.image_size = 112
-    with pytest.raises(UserError, match="trained at 64 px, the student at 112 px"):
-        train(config)
-    assert not (tmp_path / "s" / "stages").exists()
+    config.model.image_size = 80
+    record = train(config)
+    assert record["image_size"] == 80
+    teacher_accuracy = json.loads((teacher_run / "model.json").read_text())["metrics"]["test"]["accuracy"]
+    assert record["distillation"]["teacher_test_accuracy"] == [pytest.approx(teacher_accuracy, abs=1e-4)]
 
 
 @pytest.mark.hostile("malformed-input")
