@@ -87,10 +87,16 @@ def get_format(name: str) -> ExportFormat:
 
 
 def parse_formats(text: str) -> list[ExportFormat]:
-    """'all', 'cpu', or a comma-separated list of names."""
-    if text in ("all", "cpu"):
-        return [f for f in FORMATS if (text == "all" or not f.needs_gpu) and not f.on_request]
-    return [get_format(name.strip()) for name in text.split(",") if name.strip()]
+    """'all' or 'cpu', each optionally followed by '-name' items it leaves out ('cpu,-onnx-int8-ptq'), or a
+    comma-separated list of names."""
+    group, *rest = [item.strip() for item in text.split(",") if item.strip()] or [""]
+    if group not in ("all", "cpu"):
+        return [get_format(name) for name in [group, *rest] if name]
+    added = [item for item in rest if not item.startswith("-")]
+    if added:
+        raise UserError(f"export formats {text!r}: after {group!r} only '-name' items may follow, to leave formats out")
+    left_out = {get_format(item[1:]).name for item in rest}
+    return [f for f in FORMATS if (group == "all" or not f.needs_gpu) and not f.on_request and f.name not in left_out]
 
 
 def runtime_of(format_name: str) -> str:

@@ -63,5 +63,12 @@ def test_the_bundle_runs_every_suffix_and_carries_every_device_runtime():
 def test_format_lists_are_checked():
     assert [f.name for f in parse_formats("cpu")] == [f.name for f in FORMATS if not f.needs_gpu and not f.on_request]
     assert "tflite-mixed" not in [f.name for f in parse_formats("all")]  # it needs export.keep_float
+    cpu = [f.name for f in parse_formats("cpu")]
+    assert [f.name for f in parse_formats("cpu, -onnx-int8-ptq,-tflite-fp16")] == [
+        name for name in cpu if name not in ("onnx-int8-ptq", "tflite-fp16")]
+    with pytest.raises(UserError, match="did you mean 'onnx-int8-ptq'"):
+        parse_formats("cpu,-onnx-int8-pqt")
+    with pytest.raises(UserError, match="only '-name' items may follow"):
+        parse_formats("cpu,tflite-mixed")
     with pytest.raises(UserError, match="did you mean 'onnx-fp16'"):
         get_format("onnx-fp61")

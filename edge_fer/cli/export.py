@@ -16,7 +16,7 @@ def register(commands) -> None:
     names = ", ".join(f.name for f in export_formats())
     export = commands.add_parser("export", help="export TFLite, ONNX and TensorRT artifacts, each checked for parity")
     export.add_argument("model", help="the trained float model (folder or model.keras)")
-    export.add_argument("--formats", default="cpu", help=f"'cpu' (default), 'all', or a list of: {names}")
+    export.add_argument("--formats", default="cpu", help=f"'cpu' (default) or 'all', either followed by '-name' items to leave out, or a list of: {names}")
     export.add_argument("--out", required=True, help="the folder for the artifacts and export.json")
     export.add_argument("--qat", help="the QAT model folder, for tflite-int8-qat, onnx-int8-qdq and tensorrt-int8")
     export.add_argument("--calibration-images", type=int, default=300, help="images that set int8 ranges (default 300)")

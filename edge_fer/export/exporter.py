@@ -33,7 +33,7 @@ COLOUR_DATASET_MESSAGE = "the dataset has colour images; grey formats are made o
 
 @dataclass
 class ExportSettings:
-    formats: str = "cpu"  # 'cpu', 'all' or a comma-separated list
+    formats: str = "cpu"  # 'cpu' or 'all' (then '-name' items leave formats out), or a comma-separated list
     calibration_images: int = 300
     parity_images: int = 500
     opset: int = converters.DEFAULT_OPSET
