@@ -1,7 +1,8 @@
 """How good a teacher the committed FERPlus models make together: each model alone, the mean of all their
 probabilities, and the subset chosen greedily on the validation split, each on the majority validation and test
 sets with its 95% interval. A distilled student rarely passes its teacher, so this bounds what distillation from
-these models can give.
+these models can give. Every model must have been trained on the dataset's classes, in its order (checked from
+the models' records before anything is scored); --dataset names another registered dataset.
 
     python benchmarks/ensemble_teacher.py --root ../shared/datasets/ferplus --model benchmarks/ferplus/vote \
         --model benchmarks/ferplus/vote-104-ft ... --out benchmarks/ferplus/ensemble
@@ -21,19 +22,43 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
+from edge_fer.artifacts import read_metadata  # noqa: E402
 from edge_fer.compare import run_batches  # noqa: E402
-from edge_fer.data import load_dataset  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
+from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.errors import UserError  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
+from edge_fer.models.loading import model_file, read_model_json  # noqa: E402
 from edge_fer.runtimes import runtime_for  # noqa: E402
 
 SPLITS = ("valid", "test")
+TITLES = {"ferplus": "FERPlus"}
 
 
 def probabilities_of(model: str, dataset) -> dict:
     with runtime_for(model) as runner:
         size = runner.input_spec.height
         return {split: run_batches(runner, to_model_input(dataset.splits[split].images, size), 64) for split in SPLITS}
+
+
+def classes_of(model: str) -> list | None:
+    """The class names in a model's record: model.json for a Keras model, the sidecar for an exported file."""
+    path = Path(model)
+    if path.is_dir() or path.suffix == ".keras":
+        return read_model_json(model_file(path)).get("classes")
+    return (read_metadata(path) or {}).get("classes")
+
+
+def check_classes(models: list[str], classes: list[str]) -> None:
+    """Averaging probabilities column by column needs every model in the dataset's class order: checked from the
+    records, before anything is scored."""
+    try:
+        wrong = [m for m in models if classes_of(m) != classes]
+    except UserError as error:
+        raise SystemExit(f"error: {error}") from None
+    if wrong:
+        raise SystemExit(f"error: {', '.join(wrong)}: its classes (in its model.json or .json) are not the dataset's "
+                         f"{classes}; give models trained on this dataset")
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -71,6 +96,7 @@ def greedy_on_valid(outputs: dict, labels: dict) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ferplus")
     parser.add_argument("--root", default="../shared/datasets/ferplus")
     parser.add_argument("--model", action="append", required=True, help="a saved model folder or file; repeat it")
     parser.add_argument("--out", required=True, type=Path)
@@ -78,19 +104,22 @@ def main() -> int:
     missing = [m for m in args.model if not Path(m).exists()]
     if missing:
         raise SystemExit(f"error: model does not exist: {', '.join(missing)}")
-    dataset = load_dataset("ferplus", args.root, label_mode="majority")
+    dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()  # its first label mode
+    check_classes(args.model, list(dataset.classes))
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {model: probabilities_of(model, dataset) for model in args.model}
     rows = [scored(model, [model], outputs, labels) for model in args.model]
     rows.append(scored("mean of all", list(args.model), outputs, labels))
     greedy = greedy_on_valid(outputs, labels)
     rows.append(scored("greedy on valid", greedy, outputs, labels))
-    result = {"dataset": "FERPlus majority", "counts": {s: int(len(labels[s])) for s in SPLITS}, "rows": rows}
+    title = TITLES.get(args.dataset, args.dataset)
+    result = {"dataset": f"{title} {dataset.label_mode}", "counts": {s: int(len(labels[s])) for s in SPLITS}, "rows": rows}
     atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
     models = " ".join(f"--model {m}" for m in args.model)
-    lines = [f"Ensembles of committed FERPlus models (mean of probabilities), FERPlus majority validation "
+    dataset_flag = "" if args.dataset == "ferplus" else f" --dataset {args.dataset}"
+    lines = [f"Ensembles of committed {title} models (mean of probabilities), {title} {dataset.label_mode} validation "
              f"({len(labels['valid'])}) and test ({len(labels['test'])}) sets, 95% Wilson intervals. Produced by:", "",
-             f"    python benchmarks/ensemble_teacher.py --root {args.root} {models} --out {args.out}", "",
+             f"    python benchmarks/ensemble_teacher.py{dataset_flag} --root {args.root} {models} --out {args.out}", "",
              "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
     for row in rows:
         name = row["name"] if len(row["members"]) == 1 else f"{row['name']}: {', '.join(Path(m).name for m in row['members'])}"
