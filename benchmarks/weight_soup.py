@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import SPLITS, scored, table_row  # noqa: E402 (this folder)
+from ensemble_teacher import SPLITS, check_classes, scored, table_row  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
@@ -77,8 +77,9 @@ def main() -> int:
     members = [Path(m).name for m in args.model]
     if len(set(members)) < len(members):
         raise SystemExit("error: the models' folder names name their rows: give folders with different names")
-    models = [load_model(m)[0] for m in args.model]
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
+    check_classes(args.model, list(dataset.classes))
+    models = [load_model(m)[0] for m in args.model]
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
     soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)

@@ -33,3 +33,18 @@ def test_a_layer_that_went_its_own_way_is_named_and_the_averages_are_scored(expo
     assert cosine["patch_sepconv_1"] < 0.5
     assert all(value > 0.999 for name, value in cosine.items() if name != "patch_sepconv_1")
     assert "patch_sepconv_1 (" in out.with_suffix(".md").read_text()
+
+
+def test_members_of_other_classes_are_refused_before_anything_is_loaded(exported, tmp_path):
+    root, _ = exported
+    other = tmp_path / "other"
+    shutil.copytree(root / "float", other)
+    record = json.loads((other / "model.json").read_text())
+    record["classes"] = record["classes"][::-1]  # averaging its weights would mix other classes' rows
+    (other / "model.json").write_text(json.dumps(record))
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
+                             "--root", "", "--model", str(root / "float"), "--model", str(other),
+                             "--out", str(tmp_path / "soup")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its classes")
+    assert not list(tmp_path.glob("soup*"))
