@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
 from edge_fer.pipeline.runner import HOW_NOT_WHAT, LATER_DEFAULTS  # noqa: E402
 
@@ -80,4 +81,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from edge_fer.errors import run_script
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -145,4 +146,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -26,7 +26,7 @@ from edge_fer.artifacts import read_metadata  # noqa: E402
 from edge_fer.compare import run_batches  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
-from edge_fer.errors import UserError  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
 from edge_fer.models.loading import model_file, read_model_json  # noqa: E402
 from edge_fer.runtimes import runtime_for  # noqa: E402
@@ -52,10 +52,7 @@ def classes_of(model: str) -> list | None:
 def check_classes(models: list[str], classes: list[str]) -> None:
     """Averaging probabilities column by column needs every model in the dataset's class order: checked from the
     records, before anything is scored."""
-    try:
-        wrong = [m for m in models if classes_of(m) != classes]
-    except UserError as error:
-        raise SystemExit(f"error: {error}") from None
+    wrong = [m for m in models if classes_of(m) != classes]
     if wrong:
         raise SystemExit(f"error: {', '.join(wrong)}: its classes (in its model.json or .json) are not the dataset's "
                          f"{classes}; give models trained on this dataset")
@@ -130,4 +127,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

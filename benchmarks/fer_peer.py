@@ -33,6 +33,7 @@ from edge_fer.bench.timing import TimingSettings, interleaved_single_stream
 from edge_fer.compare import run_batches
 from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import to_model_input
+from edge_fer.errors import run_script
 from edge_fer.evaluate import classification_metrics, mcnemar, unpack_correct, wilson_interval
 from edge_fer.runtimes import InputSpec, Runner, runtime_for
 
@@ -162,4 +163,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from edge_fer.errors import run_script
 
 CUTS = ["conv1_relu", "conv_pw_1_relu", "conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_7_relu", "conv_dw_9_relu", None]
 
@@ -108,4 +109,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

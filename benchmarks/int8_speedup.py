@@ -18,7 +18,7 @@ from pathlib import Path
 
 import edge_fer  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from edge_fer.bench.store import DEFAULT_STORE
-from edge_fer.errors import UserError
+from edge_fer.errors import UserError, run_script
 
 
 def measure_rounds(fp32: str, int8: str, target: str, threads: int, rounds: int, min_duration_s: float,
@@ -97,4 +97,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.report.tables import flips  # noqa: E402
 
 TOP_LAYERS_ASKED = 8
@@ -129,4 +130,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from edge_fer.errors import run_script
 from edge_fer.train.distribute import loopback_workers
 
 
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 
 
 def accuracy_of(payload: bytes, images: np.ndarray, labels: np.ndarray) -> float:
@@ -115,4 +116,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.bench.host import BUSY_CORES, busy_seconds, cpu_model  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 
 
 def children_cpu_seconds() -> float:
@@ -95,4 +96,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_fer.errors import run_script
+
 
 def train_once(pipeline: Path, name: str, stages: list[str]) -> tuple[Path, float]:
     started = time.perf_counter()
@@ -71,4 +73,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
 
 FILES = ("keras", "tflite-int8", "tflite-int8-qat", "tflite-int8-grey")
@@ -78,4 +79,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -26,6 +26,7 @@ from ensemble_teacher import SPLITS, check_classes, scored, table_row  # noqa: E
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
+from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.evaluate import predict_keras  # noqa: E402
 
 
@@ -107,4 +108,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main))

@@ -19,3 +19,15 @@ class DataError(UserError):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+def run_script(main) -> int:
+    """The benchmark scripts' entry: a UserError (a missing or malformed file) is one 'error:' line and its exit
+    code, as in the CLI, not a traceback."""
+    import sys
+
+    try:
+        return int(main() or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
