@@ -22,13 +22,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge_fer import atomic  # noqa: E402
-from edge_fer.artifacts import read_metadata  # noqa: E402
+from edge_fer.artifacts import record_of  # noqa: E402
 from edge_fer.compare import run_batches  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
 from edge_fer.errors import run_script  # noqa: E402
 from edge_fer.evaluate import wilson_interval  # noqa: E402
-from edge_fer.models.loading import model_file, read_model_json  # noqa: E402
 from edge_fer.runtimes import runtime_for  # noqa: E402
 
 SPLITS = ("valid", "test")
@@ -41,18 +40,10 @@ def probabilities_of(model: str, dataset) -> dict:
         return {split: run_batches(runner, to_model_input(dataset.splits[split].images, size), 64) for split in SPLITS}
 
 
-def classes_of(model: str) -> list | None:
-    """The class names in a model's record: model.json for a Keras model, the sidecar for an exported file."""
-    path = Path(model)
-    if path.is_dir() or path.suffix == ".keras":
-        return read_model_json(model_file(path)).get("classes")
-    return (read_metadata(path) or {}).get("classes")
-
-
 def check_classes(models: list[str], classes: list[str]) -> None:
     """Averaging probabilities column by column needs every model in the dataset's class order: checked from the
     records, before anything is scored."""
-    wrong = [m for m in models if classes_of(m) != classes]
+    wrong = [m for m in models if (record_of(m) or {}).get("classes") != classes]
     if wrong:
         raise SystemExit(f"error: {', '.join(wrong)}: its classes (in its model.json or .json) are not the dataset's "
                          f"{classes}; give models trained on this dataset")

@@ -48,13 +48,27 @@ def keras_outputs(model, dataset) -> dict:
     return {split: predict_keras(model, dataset.splits[split].images, model.input_shape[1]) for split in SPLITS}
 
 
-def soup_of(models: list, path: str, train_images: np.ndarray, batches: int):
+def check_architectures(paths: list[str]) -> dict:
+    """Weights average layer by layer only between models of one architecture (variant, classes, size, width):
+    checked from their model.json files before any is loaded. Returns the first member's (create_model's arguments)."""
+    from edge_fer.models.loading import architecture, model_file, read_model_json
+
+    specs = [architecture(read_model_json(model_file(path)), Path(path)) for path in paths]
+    shape = [{k: v for k, v in spec.items() if k != "dropout"} for spec in specs]
+    different = [path for path, spec in zip(paths[1:], shape[1:]) if spec != shape[0]]
+    if different:
+        raise SystemExit(f"error: {', '.join(different)}: not the architecture of {paths[0]} ({shape[0]}); "
+                         "weights average only between models of one architecture")
+    return specs[0]
+
+
+def soup_of(models: list, spec: dict, train_images: np.ndarray, batches: int):
     """The members' mean weights, BatchNorm statistics recomputed on `batches` x 64 training images (un-augmented):
     the mean of the members' statistics does not describe the averaged layers."""
-    from edge_fer.models.loading import load_model
+    from edge_fer.models import create_model
     from edge_fer.train.callbacks import recalibrate_batchnorm
 
-    soup, _ = load_model(path)
+    soup = create_model(weights="none", **spec)
     soup.set_weights([np.mean(weights, axis=0) for weights in zip(*[m.get_weights() for m in models])])
     picks = np.random.default_rng(0).choice(len(train_images), size=min(len(train_images), 64 * batches), replace=False)
     images = to_model_input(train_images[np.sort(picks)], soup.input_shape[1])
@@ -80,10 +94,11 @@ def main() -> int:
         raise SystemExit("error: the models' folder names name their rows: give folders with different names")
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     check_classes(args.model, list(dataset.classes))
+    architecture = check_architectures(args.model)
     models = [load_model(m)[0] for m in args.model]
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
-    soup = soup_of(models, args.model[0], dataset.splits["train"].images, args.bn_batches)
+    soup = soup_of(models, architecture, dataset.splits["train"].images, args.bn_batches)
     outputs["mean of weights"] = keras_outputs(soup, dataset)
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))

@@ -75,6 +75,21 @@ def read_metadata(artifact: str | Path) -> dict | None:
     return None
 
 
+def record_of(model: str | Path) -> dict | None:
+    """What a model is, from its record: an exported file's own (its .json or ONNX metadata), else the model.json of
+    the folder that holds it (a Keras model, or a file exported without a .json), checked the same way."""
+    model = Path(model)
+    if not model.exists():
+        raise UserError(f"{model} does not exist; pass an exported file or a model.keras folder")
+    record = read_metadata(model) if model.is_file() else None
+    if record is not None:
+        return record
+    model_json = (model if model.is_dir() else model.parent) / "model.json"
+    if not model_json.is_file():
+        return None
+    return check_metadata(parse_record(model_json.read_bytes(), model_json), model_json)
+
+
 MAX_RECORD_BYTES = 16 << 20
 
 # field: (the types it may have, what to say); absent fields are fine, present ones must be right

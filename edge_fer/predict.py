@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge_fer import atomic
-from edge_fer.artifacts import check_file_hash, check_probabilities, read_metadata
+from edge_fer.artifacts import check_file_hash, check_probabilities, record_of
 from edge_fer.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -90,9 +90,7 @@ class Predictor:
         from edge_fer.runtimes import runtime_for
 
         artifact = Path(artifact)
-        if not artifact.exists():
-            raise UserError(f"artifact {artifact} does not exist")
-        meta = (read_metadata(artifact) if artifact.is_file() else None) or self._keras_meta(artifact)
+        meta = record_of(artifact)
         if not meta or not meta.get("classes"):
             raise UserError(f"{artifact}: no metadata with class names beside it (expected {artifact.name}.json or model.json)")
         if artifact.is_file():
@@ -109,12 +107,6 @@ class Predictor:
         except Exception as error:
             raise UserError(f"{artifact}: cannot load it as a model ({str(error).splitlines()[0][:200]})") from None
         self.size = self.runner.input_spec.height
-
-    @staticmethod
-    def _keras_meta(path: Path) -> dict | None:
-        folder = path if path.is_dir() else path.parent
-        meta_file = folder / "model.json"
-        return json.loads(meta_file.read_text()) if meta_file.is_file() else None
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
         """The model's output for a batch; a model that fails to run (an allocation it cannot make, an op the

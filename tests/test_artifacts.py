@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_fer.artifacts import format_of_artifact, read_metadata
+from edge_fer.artifacts import format_of_artifact, read_metadata, record_of
 from edge_fer.cli import main
+from edge_fer.errors import UserError
 
 
 def test_format_from_name_then_metadata(tmp_path):
@@ -19,6 +20,36 @@ def test_format_from_name_then_metadata(tmp_path):
     (tmp_path / "mine.tflite.json").write_text(json.dumps({"format": "tflite-int8-qat", "classes": ["a", "b"]}))
     assert format_of_artifact(renamed).name == "tflite-int8-qat"
     assert read_metadata(renamed)["classes"] == ["a", "b"]
+
+
+
+def test_a_models_record_is_its_own_then_its_folders(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps({"format": "keras", "classes": ["folder"]}))
+    (tmp_path / "model.keras").write_bytes(b"k")
+    own = tmp_path / "model-tflite-int8.tflite"
+    own.write_bytes(b"x")
+    (tmp_path / "model-tflite-int8.tflite.json").write_text(json.dumps({"classes": ["own"]}))
+    bare = tmp_path / "model-onnx-fp32.onnx"
+    bare.write_bytes(b"not onnx")
+    assert record_of(own)["classes"] == ["own"]
+    assert record_of(bare)["classes"] == ["folder"]  # exported without a .json: the folder's model.json
+    assert record_of(tmp_path)["classes"] == ["folder"]
+    assert record_of(tmp_path / "model.keras")["classes"] == ["folder"]
+    (tmp_path / "model.json").unlink()
+    assert record_of(bare) is None
+    with pytest.raises(UserError, match="does not exist"):
+        record_of(tmp_path / "gone.tflite")
+
+
+@pytest.mark.hostile("malformed-input")
+def test_a_malformed_model_json_is_one_line_in_predict(tmp_path, capsys):
+    (tmp_path / "model.keras").write_bytes(b"k")
+    (tmp_path / "model.json").write_text('{"classes": ')
+    image = tmp_path / "face.png"
+    image.write_bytes(b"")
+    assert main(["predict", "--artifact", str(tmp_path), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "model.json: metadata is not valid JSON" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.hostile("malformed-input")

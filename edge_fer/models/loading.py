@@ -69,11 +69,16 @@ def architecture(meta: dict, where: Path) -> dict:
             "alpha": float(alpha)}
 
 
+def build_model(meta: dict, where: Path):
+    """An untrained model of the architecture a model.json describes, from the registry."""
+    from edge_fer.models import create_model
+
+    return create_model(weights="none", **architecture(meta, where))
+
+
 def load_model(path: str | Path):
     """(Keras model, model.json) for a model.keras (or its folder) written by edge-fer: rebuilt from the
     registry, weights only from the file."""
-    from edge_fer.models import create_model
-
     path = model_file(path)
     meta = read_model_json(path)
     spec = architecture(meta, path)
@@ -83,8 +88,7 @@ def load_model(path: str | Path):
         if WEIGHTS_ENTRY not in archive.namelist():
             raise UserError(f"{path}: the archive holds no {WEIGHTS_ENTRY}")
         declared = archive.getinfo(WEIGHTS_ENTRY).file_size
-    model = create_model(spec["name"], num_classes=spec["num_classes"], image_size=spec["image_size"], weights="none",
-                         dropout=spec["dropout"], alpha=spec["alpha"])
+    model = build_model(meta, path)
     # the weights (float32), room for an optimizer's slots and HDF5's own bytes: an entry declaring more is not
     # this model's, and would be read for minutes before failing
     limit = 4 * 4 * model.count_params() + (16 << 20)

@@ -48,3 +48,21 @@ def test_members_of_other_classes_are_refused_before_anything_is_loaded(exported
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {other}: its classes")
     assert not list(tmp_path.glob("soup*"))
+
+
+def test_members_of_another_architecture_are_refused_before_anything_is_loaded(exported, tmp_path):
+    from edge_fer.models.loading import build_model
+
+    root, _ = exported
+    other = tmp_path / "other"
+    shutil.copytree(root / "float", other)
+    record = json.loads((other / "model.json").read_text())
+    record["image_size"] += 16  # its weights load into its own model, and have other shapes than the first's
+    build_model(record, other).save(str(other / "model.keras"))
+    (other / "model.json").write_text(json.dumps(record))
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
+                             "--root", "", "--model", str(root / "float"), "--model", str(other),
+                             "--out", str(tmp_path / "soup")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {other}: not the architecture of")
+    assert not list(tmp_path.glob("soup*"))
