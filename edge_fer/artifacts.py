@@ -87,7 +87,8 @@ def record_of(model: str | Path) -> dict | None:
     model_json = (model if model.is_dir() else model.parent) / "model.json"
     if not model_json.is_file():
         return None
-    return check_metadata(parse_record(model_json.read_bytes(), model_json), model_json)
+    fix = "restore it from the training run that wrote the model"
+    return check_metadata(parse_record(model_json.read_bytes(), model_json, fix), model_json)
 
 
 MAX_RECORD_BYTES = 16 << 20
@@ -106,13 +107,13 @@ RECORD_FIELDS = {
 }
 
 
-def parse_record(payload: bytes, source: Path) -> dict:
+def parse_record(payload: bytes, source: Path, fix: str = "re-export the artifact or delete the .json") -> dict:
     if len(payload) > MAX_RECORD_BYTES:
         raise UserError(f"{source}: metadata larger than {MAX_RECORD_BYTES >> 20} MB; not an edge_fer record")
     try:
         return json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{source}: metadata is not valid JSON ({error}); re-export the artifact or delete the .json") from None
+        raise UserError(f"{source}: metadata is not valid JSON ({error}); {fix}") from None
 
 
 def check_metadata(record, source: Path) -> dict:

@@ -49,7 +49,7 @@ def test_a_malformed_model_json_is_one_line_in_predict(tmp_path, capsys):
     image.write_bytes(b"")
     assert main(["predict", "--artifact", str(tmp_path), str(image)]) == 2
     err = capsys.readouterr().err
-    assert "model.json: metadata is not valid JSON" in err and err.count("\n") == 1, err
+    assert "model.json: metadata is not valid JSON" in err and "restore it from the training run" in err and err.count("\n") == 1, err
 
 
 @pytest.mark.hostile("malformed-input")
