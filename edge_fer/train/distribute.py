@@ -328,6 +328,15 @@ def local_copy(placement: Placement, model):
     return copy
 
 
+def without_optimizer(placement: Placement, model):
+    """The weights in a model with no optimizer attached, to save: Adam's two slots per weight would triple the file,
+    and edge-fer reads only the weights back."""
+    if getattr(model, "optimizer", None) is None:
+        return model
+    copy = placement.build_plain()
+    copy_layer_weights(model, copy)
+    return copy
+
 def load_weights_file(placement: Placement, model, path: Path) -> None:
     """Keras cannot assign an HDF5 file straight into a multi-worker model's on-read (BatchNorm) variables."""
     if not placement.multi_worker:

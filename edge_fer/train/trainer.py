@@ -45,6 +45,7 @@ from edge_fer.train.distribute import (
     restart_after_peer_loss,
     save_weights_file,
     weights_digest,
+    without_optimizer,
 )
 from edge_fer.train.splits import balanced_class_weights, scoring_test_split, train_valid_test
 
@@ -332,7 +333,7 @@ def train(config: TrainConfig) -> dict:
         "config": to_dict(config),
         "versions": software_versions(),
     }
-    save_model(model, out / "model.keras")
+    save_model(without_optimizer(placement, model), out / "model.keras")
     atomic.write_json(out / "model.json", record)
     return record
 

@@ -64,6 +64,18 @@ def test_train_writes_a_safe_model_and_its_record(trained):
     assert not list(out.glob(".partial-*"))
 
 
+def test_the_saved_model_holds_weights_without_optimizer_state(trained):
+    import io
+    import zipfile
+
+    import h5py
+
+    out, _ = trained
+    with zipfile.ZipFile(out / "model.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        assert "layers" in weights and "optimizer" not in weights  # Adam's slots would triple the file
+
+
 def test_a_finished_run_skips_its_stages(trained, capsys):
     out, _ = trained
     train(tiny_config(out))
