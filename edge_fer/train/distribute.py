@@ -328,12 +328,12 @@ def local_copy(placement: Placement, model):
     return copy
 
 
-def without_optimizer(placement: Placement, model):
-    """The weights in a model with no optimizer attached, to save: Adam's two slots per weight would triple the file,
-    and edge-fer reads only the weights back."""
+def without_optimizer(model, build_plain: Callable[[], object]):
+    """The weights in a model with no optimizer attached (`build_plain` makes one of the same architecture), to save:
+    Adam's two slots per weight would triple the file, and edge-fer reads only the weights back."""
     if getattr(model, "optimizer", None) is None:
         return model
-    copy = placement.build_plain()
+    copy = build_plain()
     copy_layer_weights(model, copy)
     return copy
 

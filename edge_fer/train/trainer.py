@@ -333,7 +333,7 @@ def train(config: TrainConfig) -> dict:
         "config": to_dict(config),
         "versions": software_versions(),
     }
-    save_model(without_optimizer(placement, model), out / "model.keras")
+    save_model(without_optimizer(model, placement.build_plain), out / "model.keras")
     atomic.write_json(out / "model.json", record)
     return record
 

@@ -5,6 +5,7 @@ from edge_fer.config import from_dict
 from edge_fer.models.loading import load_model
 from edge_fer.quantize.config import QatConfig
 from edge_fer.quantize.qat import load_qat_model, run_qat
+from tests.helpers import weight_groups
 
 TINY = {"dataset": "synthetic", "options": {"train_count": 56, "valid_count": 21, "test_count": 21}}
 
@@ -25,6 +26,7 @@ def test_the_float_control_runs_the_same_fine_tune_without_fake_quant(exported, 
     source, _ = load_model(root / "float")
     changed = [not np.array_equal(a, b) for a, b in zip(model.get_weights(), source.get_weights())]
     assert any(changed)  # it did train
+    assert weight_groups(tmp_path / "model.keras") == ["layers", "vars"]  # no optimizer slots
 
 
 def _calibrated_ranges(float_model, symmetric, batches):
