@@ -65,10 +65,10 @@ def check_architectures(paths: list[str]) -> dict:
 def soup_of(models: list, spec: dict, train_images: np.ndarray, batches: int):
     """The members' mean weights, BatchNorm statistics recomputed on `batches` x 64 training images (un-augmented):
     the mean of the members' statistics does not describe the averaged layers."""
-    from edge_fer.models import create_model
+    from edge_fer.models.loading import build_model
     from edge_fer.train.callbacks import recalibrate_batchnorm
 
-    soup = create_model(weights="none", **spec)
+    soup = build_model(spec)
     soup.set_weights([np.mean(weights, axis=0) for weights in zip(*[m.get_weights() for m in models])])
     picks = np.random.default_rng(0).choice(len(train_images), size=min(len(train_images), 64 * batches), replace=False)
     images = to_model_input(train_images[np.sort(picks)], soup.input_shape[1])

@@ -22,7 +22,6 @@ def test_format_from_name_then_metadata(tmp_path):
     assert read_metadata(renamed)["classes"] == ["a", "b"]
 
 
-
 def test_a_models_record_is_its_own_then_its_folders(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"format": "keras", "classes": ["folder"]}))
     (tmp_path / "model.keras").write_bytes(b"k")

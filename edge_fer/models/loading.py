@@ -69,11 +69,11 @@ def architecture(meta: dict, where: Path) -> dict:
             "alpha": float(alpha)}
 
 
-def build_model(meta: dict, where: Path):
-    """An untrained model of the architecture a model.json describes, from the registry."""
+def build_model(spec: dict):
+    """An untrained model of an architecture (`architecture`'s create_model arguments), from the registry."""
     from edge_fer.models import create_model
 
-    return create_model(weights="none", **architecture(meta, where))
+    return create_model(weights="none", **spec)
 
 
 def load_model(path: str | Path):
@@ -88,7 +88,7 @@ def load_model(path: str | Path):
         if WEIGHTS_ENTRY not in archive.namelist():
             raise UserError(f"{path}: the archive holds no {WEIGHTS_ENTRY}")
         declared = archive.getinfo(WEIGHTS_ENTRY).file_size
-    model = build_model(meta, path)
+    model = build_model(spec)
     # the weights (float32), room for an optimizer's slots and HDF5's own bytes: an entry declaring more is not
     # this model's, and would be read for minutes before failing
     limit = 4 * 4 * model.count_params() + (16 << 20)

@@ -211,7 +211,7 @@ def run_qat(config) -> dict:
     from edge_fer.data import load_dataset
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
-    from edge_fer.models.loading import build_model, load_model
+    from edge_fer.models.loading import architecture, build_model, load_model
     from edge_fer.train.callbacks import EpochLog
     from edge_fer.train.distribute import without_optimizer
     from edge_fer.train.splits import scoring_test_split, train_valid_test
@@ -253,7 +253,7 @@ def run_qat(config) -> dict:
     if config.fake_quant:
         save_qat_model(float_model, qat_model, out)
     else:  # the float model itself was compiled and fine-tuned
-        save_model(without_optimizer(float_model, lambda: build_model(meta, Path(config.model))), out / "model.keras")
+        save_model(without_optimizer(float_model, lambda: build_model(architecture(meta, Path(config.model)))), out / "model.keras")
     record = {**meta, "format": "keras-qat" if config.fake_quant else "keras", "qat": config.fake_quant, "float_model": str(config.model), "metrics": metrics,
               "float_metrics": meta.get("metrics"), "qat_config": to_dict(config),
               "qat_seconds": round(time.perf_counter() - started, 1)}

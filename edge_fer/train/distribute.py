@@ -337,6 +337,7 @@ def without_optimizer(model, build_plain: Callable[[], object]):
     copy_layer_weights(model, copy)
     return copy
 
+
 def load_weights_file(placement: Placement, model, path: Path) -> None:
     """Keras cannot assign an HDF5 file straight into a multi-worker model's on-read (BatchNorm) variables."""
     if not placement.multi_worker:

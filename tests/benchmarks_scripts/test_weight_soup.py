@@ -51,14 +51,14 @@ def test_members_of_other_classes_are_refused_before_anything_is_loaded(exported
 
 
 def test_members_of_another_architecture_are_refused_before_anything_is_loaded(exported, tmp_path):
-    from edge_fer.models.loading import build_model
+    from edge_fer.models.loading import architecture, build_model
 
     root, _ = exported
     other = tmp_path / "other"
     shutil.copytree(root / "float", other)
     record = json.loads((other / "model.json").read_text())
     record["image_size"] += 16  # its weights load into its own model, and have other shapes than the first's
-    build_model(record, other).save(str(other / "model.keras"))
+    build_model(architecture(record, other)).save(str(other / "model.keras"))
     (other / "model.json").write_text(json.dumps(record))
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
                              "--root", "", "--model", str(root / "float"), "--model", str(other),
