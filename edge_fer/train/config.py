@@ -125,6 +125,19 @@ def check_recipe(train: TrainSection) -> None:
         raise UserError(f"train.erasing is a probability: from 0 to 1, not {train.erasing}")
     if not 0.0 <= train.ema < 1.0:
         raise UserError(f"train.ema is the moving average's momentum: 0 (off) or in (0, 1) such as 0.999, not {train.ema}")
+    check_scratch_schedule(train.scratch)
+
+
+def check_scratch_schedule(scratch: ScratchStage) -> None:
+    """The warm-up must end inside the stage and the cosine must decay (or stay flat), never rise."""
+    if scratch.learning_rate <= 0:
+        raise UserError(f"train.scratch.learning_rate must be above 0, not {scratch.learning_rate}")
+    if scratch.warmup_epochs < 0 or (scratch.epochs > 0 and scratch.warmup_epochs > scratch.epochs):
+        raise UserError(f"train.scratch.warmup_epochs must be from 0 to train.scratch.epochs "
+                        f"({scratch.epochs}), not {scratch.warmup_epochs}")
+    if not 0.0 <= scratch.final_learning_rate_fraction <= 1.0:
+        raise UserError(f"train.scratch.final_learning_rate_fraction is the last rate's share of the first: from 0 "
+                        f"to 1 (1: a flat rate), not {scratch.final_learning_rate_fraction}")
 
 
 def check_label_drawing(draw_labels: bool, label_mode: str | None) -> None:

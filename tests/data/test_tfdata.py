@@ -169,3 +169,17 @@ def test_recipe_values_out_of_range_are_refused_in_one_line():
         with pytest.raises(UserError, match=next(iter(bad))):
             check_recipe(TrainSection(**bad))
     check_recipe(TrainSection(label_smoothing=0.1, mixup=0.2, erasing=0.25))
+
+
+def test_a_scratch_schedule_that_rises_or_outlasts_its_stage_is_refused():
+    import pytest
+
+    from edge_fer.errors import UserError
+    from edge_fer.train.config import ScratchStage, TrainSection, check_recipe
+
+    for bad in ({"warmup_epochs": 20.5}, {"warmup_epochs": -1.0}, {"final_learning_rate_fraction": 1.5},
+                {"learning_rate": 0.0}):
+        with pytest.raises(UserError, match=f"train.scratch.{next(iter(bad))}"):
+            check_recipe(TrainSection(scratch=ScratchStage(epochs=20, **bad)))
+    check_recipe(TrainSection(scratch=ScratchStage(epochs=20, warmup_epochs=0.0, final_learning_rate_fraction=1.0)))
+    check_recipe(TrainSection(scratch=ScratchStage(epochs=1, warmup_epochs=1.0)))
