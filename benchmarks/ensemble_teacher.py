@@ -40,6 +40,13 @@ def probabilities_of(model: str, dataset) -> dict:
         return {split: run_batches(runner, to_model_input(dataset.splits[split].images, size), 64) for split in SPLITS}
 
 
+def check_exist(models: list[str]) -> None:
+    """Before the dataset is read: a mistyped path is the commonest error, and reading FERPlus takes seconds."""
+    missing = [m for m in models if not Path(m).exists()]
+    if missing:
+        raise SystemExit(f"error: model does not exist: {', '.join(missing)}")
+
+
 def check_classes(models: list[str], classes: list[str]) -> None:
     """Averaging probabilities column by column needs every model in the dataset's class order: checked from the
     records, before anything is scored."""
@@ -89,9 +96,7 @@ def main() -> int:
     parser.add_argument("--model", action="append", required=True, help="a saved model folder or file; repeat it")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
-    missing = [m for m in args.model if not Path(m).exists()]
-    if missing:
-        raise SystemExit(f"error: model does not exist: {', '.join(missing)}")
+    check_exist(args.model)
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()  # its first label mode
     check_classes(args.model, list(dataset.classes))
     labels = {split: dataset.splits[split].labels for split in SPLITS}
