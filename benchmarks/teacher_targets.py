@@ -1,7 +1,8 @@
 """What a distillation teacher adds to FERPlus's vote distributions: on the training images a student learns from
 and on the validation images nobody trained on, how close each teacher's probabilities (and their mean) come to the
-ten taggers' votes, and how sharp they are. A teacher trained on the same images reproduces their labels there; if it
-is also sharper than the votes, mixing its probabilities into the target moves the student back towards hard labels.
+ten taggers' votes, how sharp they are and which classes they lean to. A teacher trained on the same images is a
+copy of their votes there: how far off, how much softer or sharper and how differently balanced the copy is says
+what mixing it into a student's target can add to the votes alone.
 
     python benchmarks/teacher_targets.py --root ../shared/datasets/ferplus --model benchmarks/ferplus/vote \
         --model benchmarks/ferplus/vote-104-ft ... --out benchmarks/ferplus/teacher-targets
