@@ -21,26 +21,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import check_classes, check_exist  # noqa: E402 (this folder)
+from ensemble_teacher import check_classes, check_exist, probabilities_of  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
-from edge_fer.compare import run_batches  # noqa: E402
-from edge_fer.data.preprocess import to_model_input  # noqa: E402
 from edge_fer.data.spec import DatasetSpec  # noqa: E402
 from edge_fer.errors import run_script  # noqa: E402
-from edge_fer.runtimes import runtime_for  # noqa: E402
 
 SPLITS = ("train", "valid")
-CHUNK = 2048  # images resized at a time: the whole training split at 112 px would take 4 GB
 EPSILON = 1e-7
-
-
-def probabilities_of(model: str, images: dict) -> dict:
-    with runtime_for(model) as runner:
-        size = runner.input_spec.height
-        return {split: np.concatenate([run_batches(runner, to_model_input(split_images[i:i + CHUNK], size), 64)
-                                       for i in range(0, len(split_images), CHUNK)])
-                for split, split_images in images.items()}
 
 
 def entropy(distributions: np.ndarray) -> np.ndarray:
