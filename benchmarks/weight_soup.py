@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import SPLITS, check_classes, scored, table_row  # noqa: E402 (this folder)
+from ensemble_teacher import SPLITS, check_classes, check_exist, scored, table_row  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
@@ -86,9 +86,9 @@ def main() -> int:
     parser.add_argument("--bn-batches", type=int, default=50, help="batches of 64 training images for BatchNorm")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
-    missing = [m for m in args.model if not Path(m).exists()]
-    if missing or len(args.model) < 2:
-        raise SystemExit(f"error: give two or more existing models ({', '.join(missing) or 'one given'})")
+    if len(args.model) < 2:
+        raise SystemExit("error: give two or more models to average (--model twice or more); one was given")
+    check_exist(args.model)
     members = [Path(m).name for m in args.model]
     if len(set(members)) < len(members):
         raise SystemExit("error: the models' folder names name their rows: give folders with different names")
