@@ -60,21 +60,25 @@ def main() -> int:
         changed = {key: value for key, value in these.items() if base.get(key) != value and key not in WHERE_NOT_WHAT}
         test, valid = record["metrics"]["test"], record["metrics"]["valid"]
         rows.append({"record": str(path), "changed": changed, "valid": valid["accuracy"], "valid_count": valid["count"],
+                     "valid_interval_95": wilson_interval(valid["accuracy"], valid["count"]),
+                     "valid_minus_base": round(valid["accuracy"] - records[0]["metrics"]["valid"]["accuracy"], 4),
                      "test": test["accuracy"], "test_count": test["count"],
                      "test_interval_95": wilson_interval(test["accuracy"], test["count"]),
                      "train_seconds": record.get("train_seconds"), "epochs": these.get("train.scratch.epochs")})
     atomic.write_text(args.out.with_suffix(".json"), json.dumps({"rows": rows}, indent=2))
     lines = [f"Training ablation: each run against the first (`{args.records[0]}`), validation ({rows[0]['valid_count']} "
-             f"images: what the run chose its epoch on) and test ({rows[0]['test_count']} images) accuracy, 95% Wilson "
-             "interval of the test accuracy, and the training time on this (shared) host. Produced by:", "",
+             f"images: what the run chose its epoch on) and test ({rows[0]['test_count']} images) accuracy with 95% "
+             "Wilson intervals, the validation difference from the base in points (what a choice is made on), and "
+             "the training time on the host it ran on (compare it only between runs of one session). Produced by:", "",
              f"    python benchmarks/ablation_table.py {' '.join(str(p) for p in args.records)} --out {args.out}", "",
-             "| run | changed from the base | valid | test | test 95% | train s |", "|---|---|---|---|---|---|"]
+             "| run | changed from the base | valid | valid 95% | valid - base | test | test 95% | train s |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         changes = ", ".join(f"{key} = {value}" for key, value in row["changed"].items()) or "(the base)"
-        low, high = row["test_interval_95"]
+        (valid_low, valid_high), (low, high) = row["valid_interval_95"], row["test_interval_95"]
         seconds = "-" if row["train_seconds"] is None else f"{row['train_seconds']:.0f}"
-        lines.append(f"| `{Path(row['record']).name}` | {changes} | {row['valid']:.4f} | {row['test']:.4f} | "
-                     f"{low:.3f}-{high:.3f} | {seconds} |")
+        lines.append(f"| `{Path(row['record']).name}` | {changes} | {row['valid']:.4f} | {valid_low:.3f}-{valid_high:.3f} "
+                     f"| {100 * row['valid_minus_base']:+.1f} | {row['test']:.4f} | {low:.3f}-{high:.3f} | {seconds} |")
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

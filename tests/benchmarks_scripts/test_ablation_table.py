@@ -29,7 +29,9 @@ def test_each_run_shows_what_it_changed_from_the_base(tmp_path):
     low, high = rows[2]["test_interval_95"]
     assert low < 0.805 < high and 0.02 < high - low < 0.04  # 3,137 images: about ±1.4 points
     table = out.with_suffix(".md").read_text()
-    assert "| `smooth.json` | train.label_smoothing = 0.1 | 0.8000 | 0.8050 |" in table and "| 90 |" in table
+    assert rows[1]["valid_minus_base"] == -0.01
+    assert "| `smooth.json` | train.label_smoothing = 0.1 | 0.8000 | 0.787-0.813 | +0.0 | 0.8050 |" in table
+    assert "| `seed1.json` | train.seed = 1 | 0.7900 | 0.776-0.803 | -1.0 | 0.8100 |" in table and "| 90 |" in table
 
 
 def test_a_setting_added_after_the_base_counts_as_changed_only_off_its_default(tmp_path):
