@@ -76,19 +76,25 @@ def point_data(data: dict, point: SweepPoint, stages: list[str]) -> dict:
     return payload
 
 
-def plan_sweep(config, data: dict) -> list:
-    """Every point's PipelineConfig, built and validated before any point starts."""
+def build_points(config, data: dict, check=None) -> list:
+    """Every point's PipelineConfig, each passed to `check` as it is built; an error names its point."""
     from edge_fer.config import from_dict
 
     configs = []
     for point in sweep_points(config.name, config.sweep.grid, config.sweep.points):
         try:
             point_config = from_dict(PipelineConfig, point_data(data, point, config.stages))
-            validate(point_config, Path.cwd())
+            if check:
+                check(point_config)
         except UserError as error:
             raise UserError(f"sweep point {point.name}: {error}") from None
         configs.append(point_config)
     return configs
+
+
+def plan_sweep(config, data: dict) -> list:
+    """Every point's PipelineConfig, built and validated before any point starts."""
+    return build_points(config, data, check=lambda point_config: validate(point_config, Path.cwd()))
 
 
 def chosen_points(point_configs: list, names: list[str] | None) -> list:
