@@ -82,6 +82,14 @@ def table_row(name: str, row: dict) -> str:
     return f"| {name} | {' | '.join(cells)} |"
 
 
+def member_labels(models: list[str]) -> dict:
+    """How an ensemble row names its members: file or folder names while those tell the models apart, else the paths
+    as given (two folders' model-tflite-int8.tflite are two models)."""
+    names = [Path(m).name for m in models]
+    distinct = len(set(names)) == len(names)
+    return {m: name if distinct else m for m, name in zip(models, names)}
+
+
 def greedy_on_valid(outputs: dict, labels: dict) -> list[str]:
     """Add the model that raises the validation accuracy most, until none does (chosen without the test set)."""
     chosen, best = [], -1.0
@@ -121,8 +129,9 @@ def main() -> int:
              f"({len(labels['valid'])}) and test ({len(labels['test'])}) sets, 95% Wilson intervals. Produced by:", "",
              f"    python benchmarks/ensemble_teacher.py{dataset_flag} --root {args.root} {models} --out {args.out}", "",
              "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
+    label = member_labels(args.model)
     for row in rows:
-        name = row["name"] if len(row["members"]) == 1 else f"{row['name']}: {', '.join(Path(m).name for m in row['members'])}"
+        name = row["name"] if len(row["members"]) == 1 else f"{row['name']}: {', '.join(label[m] for m in row['members'])}"
         lines.append(table_row(name, row))
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))

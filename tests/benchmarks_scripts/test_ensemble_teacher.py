@@ -47,3 +47,16 @@ def test_a_model_of_other_classes_is_refused_before_scoring(exported, tmp_path):
     assert last.startswith("error:") and str(other) in last and "not the dataset's" in last
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("ens*"))
+
+
+def test_members_of_one_file_name_are_named_by_their_paths(exported, tmp_path):
+    root, _ = exported
+    copies = [tmp_path / name / "model-tflite-int8.tflite" for name in ("a", "b")]
+    for copy in copies:
+        copy.parent.mkdir()
+        for suffix in ("", ".json"):
+            shutil.copy(str(root / "artifacts" / "model-tflite-int8.tflite") + suffix, str(copy) + suffix)
+    result = ensemble(*copies, out=tmp_path / "ens")
+    assert result.returncode == 0, result.stderr[-2000:]
+    mean_row = next(line for line in (tmp_path / "ens.md").read_text().splitlines() if line.startswith("| mean of all"))
+    assert f"mean of all: {copies[0]}, {copies[1]} |" in mean_row
