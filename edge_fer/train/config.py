@@ -76,6 +76,9 @@ class TrainSection:
     batch_size: int = 8
     clipnorm: float = 1.0  # global gradient-norm clipping
     seed: int = 0
+    # the seed of the random start of layers init_from does not fill (None: seed). Fine-tunes of one start that share
+    # it and differ in seed differ only in data order, augmentation and dropout, so their weights can be averaged
+    init_seed: int | None = None
     class_weights: bool = True
     class_weight_power: float = 1.0  # 1: n / (k · count); 0.5: its square root, gentler on rare classes
     # with data.label_mode = "probability": train on a label drawn from each image's vote distribution, anew every

@@ -257,12 +257,15 @@ def train(config: TrainConfig) -> dict:
     # label smoothing, mixup and cutmix need a label per class: hard labels become one-hot rows
     one_hot = len(dataset.classes) if not soft and (recipe.label_smoothing > 0 or recipe.mixup > 0 or recipe.cutmix > 0) else 0
     keras.utils.set_random_seed(config.train.seed)
+    init_seed = config.train.seed if config.train.init_seed is None else config.train.init_seed
     def build(weights: str):
         return create_model(config.model.variant, len(dataset.classes), config.model.image_size, weights=weights,
-                            dropout=config.model.dropout, seed=config.train.seed, alpha=config.model.alpha)
+                            dropout=config.model.dropout, seed=init_seed, alpha=config.model.alpha)
 
     with scope_of(placement.strategy):
         model = build(config.model.weights)
+    if init_seed != config.train.seed:
+        keras.utils.set_random_seed(config.train.seed)  # dropout draws from the training seed, not the start's
     placement.build_plain = lambda: build("none")
     origin = model.edge_fer
     if config.model.init_from:
