@@ -122,6 +122,22 @@ def test_zero_scratch_epochs_saves_the_warm_started_model_at_another_size(traine
                                   source.get_layer("patch_pointwise").get_weights()[0])
 
 
+def test_init_seed_gives_fine_tunes_of_other_training_seeds_one_start(trained, tmp_path):
+    """The layer init_from cannot fill starts from init_seed's draw, whatever the training seed: fine-tunes that
+    differ only in data order and dropout, whose weights can be averaged."""
+    trained_out, _ = trained
+
+    def fresh_layer(name, **train_overrides):
+        config = tiny_config(tmp_path / name, scratch={"epochs": 0}, **train_overrides)
+        config.model.image_size, config.model.init_from = 128, str(trained_out)
+        assert train(config)["init_from"]["layers_fresh"] == ["patch_sepconv_1"]
+        return load_model(tmp_path / name)[0].get_layer("patch_sepconv_1").get_weights()[0]
+
+    seed_0, seed_1 = fresh_layer("seed0", seed=0), fresh_layer("seed1", seed=1)
+    assert not np.array_equal(seed_0, seed_1)
+    np.testing.assert_array_equal(fresh_layer("seed1-start0", seed=1, init_seed=0), seed_0)
+
+
 @pytest.mark.hostile("resources")
 def test_negative_epochs_is_a_one_line_error_before_any_output(tmp_path, capsys):
     out = tmp_path / "run"
