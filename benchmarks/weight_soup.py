@@ -7,7 +7,9 @@ where the members stayed near one another, so every layer's cosine similarity be
         --model benchmarks/ferplus/vote-104-ft-seed1 --model benchmarks/ferplus/vote-104-ft-seed2 \
         --out benchmarks/ferplus/soup
 
-Writes OUT.json and OUT.md (FERPlus majority validation and test sets, 95% Wilson intervals).
+Writes OUT.json and OUT.md (FERPlus majority validation and test sets, 95% Wilson intervals). --save DIR also
+writes the averaged model as an edge-fer model folder (model.keras and model.json: the first member's record, with
+`soup_of` naming the members and their summed training time), which a pipeline takes as model.init_from.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import SPLITS, check_classes, check_exist, scored, table_row  # noqa: E402 (this folder)
+from ensemble_teacher import SPLITS, check_classes, check_exist, member_labels, scored, table_row  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
@@ -76,6 +78,22 @@ def soup_of(models: list, spec: dict, train_images: np.ndarray, batches: int):
     return soup
 
 
+def save_soup(soup, paths: list[str], bn_batches: int, folder: Path) -> None:
+    """The averaged model as a model folder; each file under a temporary name, model.json (which loading needs) last."""
+    from edge_fer.models.loading import model_file, read_model_json
+    from edge_fer.train.distribute import weights_digest
+
+    records = [read_model_json(model_file(path)) for path in paths]
+    record = {key: value for key, value in records[0].items() if key not in ("metrics", "init_from", "wall_seconds")}
+    record.update(weights_sha256=weights_digest(soup.get_weights()),
+                  train_seconds=round(sum(r.get("train_seconds", 0.0) for r in records), 1),
+                  soup_of={"models": [str(p) for p in paths], "batchnorm_images": 64 * bn_batches})
+    folder.mkdir(parents=True)
+    with atomic.replacing(folder / "model.keras") as temporary:
+        soup.save(str(temporary))
+    atomic.write_json(folder / "model.json", record)
+
+
 def main() -> int:
     from edge_fer.models.loading import load_model
 
@@ -85,13 +103,14 @@ def main() -> int:
     parser.add_argument("--model", action="append", required=True, help="a saved model folder; repeat it (2 or more)")
     parser.add_argument("--bn-batches", type=int, default=50, help="batches of 64 training images for BatchNorm")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--save", type=Path, help="also write the averaged model into this new folder")
     args = parser.parse_args()
     if len(args.model) < 2:
         raise SystemExit("error: give two or more models to average (--model twice or more); one was given")
     check_exist(args.model)
-    members = [Path(m).name for m in args.model]
-    if len(set(members)) < len(members):
-        raise SystemExit("error: the models' folder names name their rows: give folders with different names")
+    if args.save and args.save.exists():
+        raise SystemExit(f"error: {args.save} exists: --save writes a new model folder; give a path not yet taken")
+    members = list(member_labels(args.model).values())
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     check_classes(args.model, list(dataset.classes))
     architecture = check_architectures(args.model)
@@ -118,6 +137,8 @@ def main() -> int:
               + f"; the other {len(similarity) - len(far)} layers' lowest cosine is "
               + f"{min((r['min_cosine'] for r in similarity if r not in far), default=float('nan')):.3f}."]
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    if args.save:
+        save_soup(soup, args.model, args.bn_batches, args.save)
     print("\n".join(lines))
     return 0
 

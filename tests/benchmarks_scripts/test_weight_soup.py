@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.helpers import REPO
 
@@ -80,3 +81,35 @@ def test_one_model_or_a_missing_one_is_refused_in_one_line(exported, tmp_path):
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.stderr.strip().splitlines()[-1].startswith(message)
         assert not list(tmp_path.glob("soup*"))
+
+
+def test_the_averaged_model_is_saved_as_a_model_folder_that_loads_and_scores_as_the_table_says(exported, tmp_path):
+    from edge_fer.data import load_dataset
+    from edge_fer.evaluate import predict_keras
+    from edge_fer.models.loading import load_model
+
+    root, _ = exported
+    twin = tmp_path / "twin" / "float"  # the same folder name as the first member's: rows are named by path
+    shutil.copytree(root / "float", twin)
+    model, _ = load_model(twin)
+    model.set_weights([w * 0.9 for w in model.get_weights()])
+    model.save(str(twin / "model.keras"))
+    out, saved = tmp_path / "soup", tmp_path / "souped"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
+                             "--root", "", "--model", str(root / "float"), "--model", str(twin), "--bn-batches", "4",
+                             "--out", str(out), "--save", str(saved)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert [row["name"] for row in record["rows"]][:2] == [str(root / "float"), str(twin)]
+    soup, meta = load_model(saved)
+    assert meta["soup_of"]["models"] == [str(root / "float"), str(twin)] and "metrics" not in meta
+    first, _ = load_model(root / "float")
+    kernel = first.get_layer("patch_pointwise").get_weights()[0]
+    np.testing.assert_allclose(soup.get_layer("patch_pointwise").get_weights()[0], 0.95 * kernel, rtol=1e-5, atol=1e-7)
+    valid = load_dataset("synthetic").splits["valid"]
+    accuracy = float(np.mean(predict_keras(soup, valid.images, soup.input_shape[1]).argmax(-1) == valid.labels))
+    assert accuracy == pytest.approx(record["rows"][-1]["valid"], abs=5e-5)
+    again = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
+                            "--root", "", "--model", str(root / "float"), "--model", str(twin), "--out", str(out),
+                            "--save", str(saved)], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1].startswith(f"error: {saved} exists")
