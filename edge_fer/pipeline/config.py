@@ -24,6 +24,7 @@ class QatSection:
     freeze_batchnorm: bool = True
     calibration_steps: int = 500  # forward passes that settle the quantization ranges before fine-tuning
     symmetric: bool = False  # true: train with TensorRT's symmetric ranges (the ONNX export converts either way)
+    seed: int | None = None  # None: train.seed
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

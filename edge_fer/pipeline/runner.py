@@ -29,7 +29,7 @@ LATER_DEFAULTS = {("model", "alpha"): 1.0, ("train", "distill"): {"teacher": [],
                   ("bench", "peak"): False, ("bench", "time_failed_check"): False, ("report", "references"): [],
                   ("bench", "rounds"): 1, ("bench", "offline_min_duration_s"): 3.0, ("train", "draw_labels"): False,
                   ("train", "label_smoothing"): 0.0, ("train", "mixup"): 0.0, ("train", "erasing"): 0.0, ("train", "ema"): 0.0, ("train", "cutmix"): 0.0,
-                  ("train", "init_seed"): None,
+                  ("train", "init_seed"): None, ("qat", "seed"): None,
                   ("bench", "artifacts"): [], ("export", "keep_float"): [],
                   ("report", "precision"): {}}
 

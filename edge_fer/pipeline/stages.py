@@ -90,7 +90,8 @@ def stage_qat(run: RunContext, stage_dir: Path) -> dict:
 
     config = run.config
     qat_config = from_dict(QatConfig, {**asdict(config.qat), "model": str(run.stage_dir("train")),
-                                       "data": asdict(config.data), "seed": config.train.seed, "out": str(stage_dir)})
+                                       "data": asdict(config.data), "out": str(stage_dir),
+                                       "seed": config.train.seed if config.qat.seed is None else config.qat.seed})
     record = run_qat(qat_config)
     test = record["metrics"].get("test") or record["metrics"]["valid"]
     return {"summary": {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}, "metrics": record["metrics"]}

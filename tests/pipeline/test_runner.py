@@ -219,7 +219,8 @@ def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("section, key, changed", [("bench", "rounds", 10), ("train", "draw_labels", True),
-                                                   ("bench", "artifacts", ["x.tflite"])])
+                                                   ("bench", "artifacts", ["x.tflite"]), ("train", "init_seed", 0),
+                                                   ("qat", "seed", 1)])
 def test_a_setting_added_later_keeps_older_runs_cached_at_its_default(section, key, changed):
     """bench.rounds and train.draw_labels came after the FERPlus runs: at their defaults a stage's settings hash
     is the one those runs were made with; any other value is a new run."""

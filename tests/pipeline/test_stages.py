@@ -33,3 +33,20 @@ def test_notes_say_what_a_stage_made():
         "train 10, test 4", "test accuracy 0.5123, from scratch", "", "2 passed, 1 failed",
         "2 models, best 0.6000 (tflite-int8)", "1 of 2 artifacts measured, host peak", "runs/a/report.md"]
     assert get_stage("bench").intact is not None and get_stage("train").intact is None
+
+
+def test_qat_runs_with_its_own_seed_or_else_the_training_seed(monkeypatch, tmp_path):
+    from edge_fer.config import from_dict
+    from edge_fer.pipeline.stages import RunContext, stage_qat
+
+    seeds = []
+
+    def run_qat(config):
+        seeds.append(config.seed)
+        return {"metrics": {"valid": {"accuracy": 0.5, "macro_f1": 0.5}}}
+
+    monkeypatch.setattr("edge_fer.quantize.qat.run_qat", run_qat)
+    for qat in ({}, {"seed": 1}):
+        config = from_dict(PipelineConfig, {"name": "seeded", "train": {"seed": 3}, "qat": qat})
+        stage_qat(RunContext(config), tmp_path / "qat")
+    assert seeds == [3, 1]
