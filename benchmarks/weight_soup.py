@@ -110,6 +110,8 @@ def main() -> int:
     check_exist(args.model)
     if args.save and args.save.exists():
         raise SystemExit(f"error: {args.save} exists: --save writes a new model folder; give a path not yet taken")
+    if not args.out.parent.is_dir() and args.out.parent != args.save:
+        raise SystemExit(f"error: {args.out.parent} is not a folder: --out names files in an existing folder (or in --save's)")
     members = list(member_labels(args.model).values())
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     check_classes(args.model, list(dataset.classes))
@@ -118,6 +120,8 @@ def main() -> int:
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
     soup = soup_of(models, architecture, dataset.splits["train"].images, args.bn_batches)
+    if args.save:
+        save_soup(soup, args.model, args.bn_batches, args.save)
     outputs["mean of weights"] = keras_outputs(soup, dataset)
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))
@@ -137,8 +141,6 @@ def main() -> int:
               + f"; the other {len(similarity) - len(far)} layers' lowest cosine is "
               + f"{min((r['min_cosine'] for r in similarity if r not in far), default=float('nan')):.3f}."]
     atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
-    if args.save:
-        save_soup(soup, args.model, args.bn_batches, args.save)
     print("\n".join(lines))
     return 0
 
