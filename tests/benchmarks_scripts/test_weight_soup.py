@@ -69,14 +69,17 @@ def test_members_of_another_architecture_are_refused_before_anything_is_loaded(e
     assert not list(tmp_path.glob("soup*"))
 
 
-def test_one_model_or_a_missing_one_is_refused_in_one_line(exported, tmp_path):
+def test_one_model_a_missing_one_or_a_missing_out_folder_is_refused_in_one_line(exported, tmp_path):
     root, _ = exported
     missing = tmp_path / "no-such-model"
-    for models, message in (([root / "float"], "error: give two or more models to average"),
-                            ([root / "float", missing], f"error: model does not exist: {missing}")):
+    out = tmp_path / "soup"
+    for models, message, out in (([root / "float"], "error: give two or more models to average", out),
+                                 ([root / "float", missing], f"error: model does not exist: {missing}", out),
+                                 ([root / "float"] * 2, f"error: {tmp_path / 'nowhere'} is not a folder",
+                                  tmp_path / "nowhere" / "soup")):
         arguments = [item for model in models for item in ("--model", str(model))]
         result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
-                                 "--root", "", *arguments, "--out", str(tmp_path / "soup")],
+                                 "--root", "", *arguments, "--out", str(out)],
                                 capture_output=True, text=True, timeout=600)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         assert result.stderr.strip().splitlines()[-1].startswith(message)
