@@ -5,7 +5,8 @@ FERPlus majority test set) and its validation accuracy (model.json), then the me
         benchmarks/ferplus/vote-104-ft-seed2 --out benchmarks/ferplus/seeds
 
 Writes OUT.json (for programs) and OUT.md (a table a person reads). A folder is a training's saved model folder
-(model.json beside it) with the evaluate stage's evaluate.json copied in.
+(model.json beside it) with the evaluate stage's evaluate.json copied in, or a QAT stage's folder (its model.json
+names the QAT seed): then the seeds compared are those of QAT from one float model.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ def read_run(folder: Path) -> dict:
             raise SystemExit(f"error: {folder} has no {name}; give a training's model folder with its evaluate.json")
     model, scored = (json.loads((folder / name).read_text()) for name in ("model.json", "evaluate.json"))
     mode = next(iter(scored))  # the scoring label mode comes first (FERPlus: majority)
-    return {"folder": str(folder), "seed": model["config"]["train"]["seed"], "label_mode": mode,
+    qat = model.get("qat_config")  # a QAT stage's record: the seeds compared are QAT's, and so is the time
+    seed = qat["seed"] if qat else model["config"]["train"]["seed"]
+    seconds = model.get("qat_seconds") if qat else model.get("train_seconds")
+    return {"folder": str(folder), "seed": seed, "label_mode": mode,
             "valid": model["metrics"]["valid"]["accuracy"], "valid_count": model["metrics"]["valid"]["count"],
             "test": {name: scored[mode][name]["accuracy"] for name in FILES if name in scored[mode]},
-            "test_count": scored[mode]["keras"]["count"], "train_seconds": model.get("train_seconds")}
+            "test_count": scored[mode]["keras"]["count"], "train_seconds": seconds}
 
 
 def spread(values: list[float]) -> dict:

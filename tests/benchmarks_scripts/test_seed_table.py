@@ -41,3 +41,17 @@ def test_the_same_seed_twice_is_refused(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "seed_table.py"), *map(str, folders),
                              "--out", str(tmp_path / "seeds")], capture_output=True, text=True)
     assert result.returncode != 0 and "same seed" in result.stderr and not (tmp_path / "seeds.json").exists()
+
+
+def test_qat_records_are_told_apart_by_their_qat_seed_and_time(tmp_path):
+    folders = [run_folder(tmp_path, seed, 0.81, 0.84, 0.84 + seed / 1000) for seed in (0, 1)]
+    for qat_seed, folder in zip((5, 6), folders):  # one float model (train seed 0 in both), QAT seeds 5 and 6
+        record = json.loads((folder / "model.json").read_text())
+        record.update(config={"train": {"seed": 0}}, qat_config={"seed": qat_seed}, qat_seconds=160.0 + qat_seed)
+        (folder / "model.json").write_text(json.dumps(record))
+    out = tmp_path / "seeds"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "seed_table.py"), *map(str, folders),
+                             "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(out.with_suffix(".json").read_text())["runs"]
+    assert [(run["seed"], run["train_seconds"]) for run in runs] == [(5, 165.0), (6, 166.0)]
