@@ -50,12 +50,12 @@ def keras_outputs(model, dataset) -> dict:
     return {split: predict_keras(model, dataset.splits[split].images, model.input_shape[1]) for split in SPLITS}
 
 
-def check_architectures(paths: list[str]) -> dict:
+def check_architectures(paths: list[str], records: list[dict]) -> dict:
     """Weights average layer by layer only between models of one architecture (variant, classes, size, width):
-    checked from their model.json files before any is loaded. Returns the first member's (create_model's arguments)."""
-    from edge_fer.models.loading import architecture, model_file, read_model_json
+    checked from their model.json records before any is loaded. Returns the first member's (create_model's arguments)."""
+    from edge_fer.models.loading import architecture
 
-    specs = [architecture(read_model_json(model_file(path)), Path(path)) for path in paths]
+    specs = [architecture(record, Path(path)) for path, record in zip(paths, records)]
     shape = [{k: v for k, v in spec.items() if k != "dropout"} for spec in specs]
     different = [path for path, spec in zip(paths[1:], shape[1:]) if spec != shape[0]]
     if different:
@@ -78,12 +78,10 @@ def soup_of(models: list, spec: dict, train_images: np.ndarray, batches: int):
     return soup
 
 
-def save_soup(soup, paths: list[str], bn_batches: int, folder: Path) -> None:
+def save_soup(soup, paths: list[str], records: list[dict], bn_batches: int, folder: Path) -> None:
     """The averaged model as a model folder; each file under a temporary name, model.json (which loading needs) last."""
-    from edge_fer.models.loading import model_file, read_model_json
     from edge_fer.train.distribute import weights_digest
 
-    records = [read_model_json(model_file(path)) for path in paths]
     record = {key: value for key, value in records[0].items() if key not in ("metrics", "init_from", "wall_seconds")}
     record.update(weights_sha256=weights_digest(soup.get_weights()),
                   train_seconds=round(sum(r.get("train_seconds", 0.0) for r in records), 1),
@@ -95,7 +93,7 @@ def save_soup(soup, paths: list[str], bn_batches: int, folder: Path) -> None:
 
 
 def main() -> int:
-    from edge_fer.models.loading import load_model
+    from edge_fer.models.loading import load_model, model_file, read_model_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ferplus")
@@ -115,13 +113,14 @@ def main() -> int:
     members = list(member_labels(args.model).values())
     dataset = DatasetSpec.of({"dataset": args.dataset, "root": args.root or None}).load()
     check_classes(args.model, list(dataset.classes))
-    architecture = check_architectures(args.model)
+    records = [read_model_json(model_file(path)) for path in args.model]
+    architecture = check_architectures(args.model, records)
     models = [load_model(m)[0] for m in args.model]
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
     soup = soup_of(models, architecture, dataset.splits["train"].images, args.bn_batches)
     if args.save:
-        save_soup(soup, args.model, args.bn_batches, args.save)
+        save_soup(soup, args.model, records, args.bn_batches, args.save)
     outputs["mean of weights"] = keras_outputs(soup, dataset)
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))

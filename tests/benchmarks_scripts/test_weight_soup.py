@@ -72,9 +72,9 @@ def test_members_of_another_architecture_are_refused_before_anything_is_loaded(e
 def test_one_model_a_missing_one_or_a_missing_out_folder_is_refused_in_one_line(exported, tmp_path):
     root, _ = exported
     missing = tmp_path / "no-such-model"
-    out = tmp_path / "soup"
-    for models, message, out in (([root / "float"], "error: give two or more models to average", out),
-                                 ([root / "float", missing], f"error: model does not exist: {missing}", out),
+    soup = tmp_path / "soup"
+    for models, message, out in (([root / "float"], "error: give two or more models to average", soup),
+                                 ([root / "float", missing], f"error: model does not exist: {missing}", soup),
                                  ([root / "float"] * 2, f"error: {tmp_path / 'nowhere'} is not a folder",
                                   tmp_path / "nowhere" / "soup")):
         arguments = [item for model in models for item in ("--model", str(model))]
