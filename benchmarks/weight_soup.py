@@ -7,8 +7,11 @@ where the members stayed near one another, so every layer's cosine similarity be
         --model benchmarks/ferplus/vote-104-ft-seed1 --model benchmarks/ferplus/vote-104-ft-seed2 \
         --out benchmarks/ferplus/soup
 
+--greedy adds Wortsman et al.'s greedy soup: the members in order of validation accuracy, each kept only if the
+average with it scores higher on validation than the average without it (the test set plays no part in the choice).
+
 Writes OUT.json and OUT.md (FERPlus majority validation and test sets, 95% Wilson intervals). --save DIR also
-writes the averaged model as an edge-fer model folder (model.keras and model.json: the first member's record, with
+writes the averaged model (the greedy soup's with --greedy) as an edge-fer model folder (model.keras and model.json: the first member's record, with
 `soup_of` naming the members and their summed training time), which a pipeline takes as model.init_from.
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ensemble_teacher import SPLITS, check_classes, check_exist, member_labels, scored, table_row  # noqa: E402 (this folder)
+from ensemble_teacher import SPLITS, accuracy, check_classes, check_exist, member_labels, scored, table_row  # noqa: E402 (this folder)
 
 from edge_fer import atomic  # noqa: E402
 from edge_fer.data.preprocess import to_model_input  # noqa: E402
@@ -78,6 +81,22 @@ def soup_of(models: list, spec: dict, train_images: np.ndarray, batches: int):
     return soup
 
 
+def greedy_soup(models: list, valid_scores: list[float], make_soup, score_valid) -> tuple[list[int], object, list[dict]]:
+    """The members in order of validation accuracy, the best first; each next one kept only if the soup with it
+    scores higher on validation than the soup without it. Returns the kept members' indices, the soup (the best
+    member itself while it stands alone) and each step's {member index, valid, kept}."""
+    order = sorted(range(len(models)), key=lambda i: -valid_scores[i])
+    kept, soup, best = [order[0]], models[order[0]], valid_scores[order[0]]
+    steps = [{"member": order[0], "valid": best, "kept": True}]
+    for index in order[1:]:
+        trial = make_soup([models[i] for i in kept + [index]])
+        score = score_valid(trial)
+        steps.append({"member": index, "valid": score, "kept": score > best})
+        if score > best:
+            kept, soup, best = kept + [index], trial, score
+    return kept, soup, steps
+
+
 def save_soup(soup, paths: list[str], records: list[dict], bn_batches: int, folder: Path) -> None:
     """The averaged model as a model folder; each file under a temporary name, model.json (which loading needs) last."""
     from edge_fer.train.distribute import weights_digest
@@ -102,6 +121,7 @@ def main() -> int:
     parser.add_argument("--bn-batches", type=int, default=50, help="batches of 64 training images for BatchNorm")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--save", type=Path, help="also write the averaged model into this new folder")
+    parser.add_argument("--greedy", action="store_true", help="also the greedy soup, members kept on validation")
     args = parser.parse_args()
     if len(args.model) < 2:
         raise SystemExit("error: give two or more models to average (--model twice or more); one was given")
@@ -118,30 +138,56 @@ def main() -> int:
     models = [load_model(m)[0] for m in args.model]
     labels = {split: dataset.splits[split].labels for split in SPLITS}
     outputs = {name: keras_outputs(model, dataset) for name, model in zip(members, models)}
-    soup = soup_of(models, architecture, dataset.splits["train"].images, args.bn_batches)
-    if args.save:
-        save_soup(soup, args.model, records, args.bn_batches, args.save)
+    def make_soup(chosen: list):
+        return soup_of(chosen, architecture, dataset.splits["train"].images, args.bn_batches)
+
+    soup = make_soup(models)
     outputs["mean of weights"] = keras_outputs(soup, dataset)
     rows = [scored(name, [name], outputs, labels) for name in members]
     rows.append(scored("mean of probabilities", members, outputs, labels))
     rows.append(scored("mean of weights", ["mean of weights"], outputs, labels))
-    similarity = layer_similarity(models)
-    result = {"dataset": args.dataset, "models": args.model, "rows": rows, "layer_similarity": similarity}
+    result = {"dataset": args.dataset, "models": args.model, "rows": rows}
+    saved_members = args.model
+    if args.greedy:
+        valid = dataset.splits["valid"]
+
+        def score_valid(model) -> float:
+            return accuracy(predict_keras(model, valid.images, model.input_shape[1]), valid.labels)
+
+        kept, soup, steps = greedy_soup(models, [row["valid"] for row in rows[:len(models)]], make_soup, score_valid)
+        name = "greedy soup: " + " + ".join(members[i] for i in kept)
+        outputs[name] = keras_outputs(soup, dataset)
+        rows.append(scored(name, [name], outputs, labels))
+        result["greedy_steps"] = [{**step, "member": members[step["member"]]} for step in steps]
+        saved_members = [args.model[i] for i in kept]
+    if args.save:
+        save_soup(soup, saved_members, [records[args.model.index(m)] for m in saved_members], args.bn_batches, args.save)
+    result["layer_similarity"] = layer_similarity(models)
     atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
+    lines = report_lines(args, result, len(labels["valid"]), len(labels["test"]))
+    atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def report_lines(args, result: dict, valid_count: int, test_count: int) -> list[str]:
+    similarity = result["layer_similarity"]
     far = [row for row in similarity if row["min_cosine"] < 0.5]
-    lines = [f"Averaging {len(models)} models: probabilities against weights, {args.dataset} majority validation "
-             f"({len(labels['valid'])}) and test ({len(labels['test'])}), 95% Wilson intervals. Produced by:", "",
+    lines = [f"Averaging {len(args.model)} models: probabilities against weights, {args.dataset} majority validation "
+             f"({valid_count}) and test ({test_count}), 95% Wilson intervals. Produced by:", "",
              f"    python benchmarks/weight_soup.py --dataset {args.dataset} --root {args.root} "
-             + " ".join(f"--model {m}" for m in args.model) + f" --out {args.out}", "",
-             "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
-    lines += [table_row(row["name"], row) for row in rows]
+             + " ".join(f"--model {m}" for m in args.model) + (" --greedy" if args.greedy else "") + f" --out {args.out}",
+             "", "| model(s) | valid | valid 95% | test | test 95% |", "|---|---|---|---|---|"]
+    lines += [table_row(row["name"], row) for row in result["rows"]]
+    if "greedy_steps" in result:
+        lines += ["", "Greedy soup, member by member in order of validation accuracy (kept when the average with it "
+                  "scores higher on validation):", "", "| member | valid of the average with it | kept |", "|---|---|---|"]
+        lines += [f"| {s['member']} | {s['valid']:.4f} | {'yes' if s['kept'] else 'no'} |" for s in result["greedy_steps"]]
     lines += ["", "Layers whose weights point apart between members (cosine below 0.5): "
               + (", ".join(f"{r['layer']} ({r['min_cosine']})" for r in far) or "none")
               + f"; the other {len(similarity) - len(far)} layers' lowest cosine is "
               + f"{min((r['min_cosine'] for r in similarity if r not in far), default=float('nan')):.3f}."]
-    atomic.write_text(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return lines
 
 
 if __name__ == "__main__":

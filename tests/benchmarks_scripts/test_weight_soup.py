@@ -1,5 +1,6 @@
 """benchmarks/weight_soup.py on the shared tiny model and a copy with one layer drawn afresh."""
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -9,6 +10,24 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the script imports ensemble_teacher from its own folder
+spec = importlib.util.spec_from_file_location("weight_soup", REPO / "benchmarks" / "weight_soup.py")
+weight_soup = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(weight_soup)
+
+
+def test_greedy_soup_takes_members_best_first_and_keeps_those_that_raise_validation():
+    def score(model: float) -> float:  # stands in for validation accuracy: best at 2.4
+        return 1 - abs(model - 2.4) / 10
+
+    models = [1.0, 2.0, 3.0, 10.0]
+    kept, soup, steps = weight_soup.greedy_soup(models, [score(m) for m in models], np.mean, score)
+    assert [step["member"] for step in steps] == [1, 2, 0, 3]  # in order of validation accuracy
+    assert [step["kept"] for step in steps] == [True, True, False, False]
+    assert kept == [1, 2] and soup == pytest.approx(2.5)
+    alone, soup, _ = weight_soup.greedy_soup([2.4, 9.0], [score(2.4), score(9.0)], np.mean, score)
+    assert alone == [0] and soup == 2.4  # no average beats the best member: the member itself
 
 
 def test_a_layer_that_went_its_own_way_is_named_and_the_averages_are_scored(exported, tmp_path):
@@ -25,10 +44,17 @@ def test_a_layer_that_went_its_own_way_is_named_and_the_averages_are_scored(expo
     out = tmp_path / "soup"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "weight_soup.py"), "--dataset", "synthetic",
                              "--root", "", "--model", str(root / "float"), "--model", str(copy), "--bn-batches", "4",
-                             "--out", str(out)], capture_output=True, text=True, timeout=900)
+                             "--greedy", "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads(out.with_suffix(".json").read_text())
-    assert [row["name"] for row in record["rows"]] == ["float", "redrawn", "mean of probabilities", "mean of weights"]
+    names = [row["name"] for row in record["rows"]]
+    assert names[:4] == ["float", "redrawn", "mean of probabilities", "mean of weights"]
+    rows = {row["name"]: row for row in record["rows"]}
+    steps = record["greedy_steps"]
+    assert steps[0]["member"] == max(["float", "redrawn"], key=lambda name: rows[name]["valid"]) and steps[0]["kept"]
+    kept = [step["member"] for step in steps if step["kept"]]
+    assert names[4] == "greedy soup: " + " + ".join(kept)
+    assert rows[names[4]]["valid"] >= max(rows[name]["valid"] for name in ("float", "redrawn"))
     assert all(0 <= row[split] <= 1 for row in record["rows"] for split in ("valid", "test"))
     cosine = {row["layer"]: row["min_cosine"] for row in record["layer_similarity"]}
     assert cosine["patch_sepconv_1"] < 0.5
