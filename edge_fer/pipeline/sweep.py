@@ -50,9 +50,7 @@ def sweep_points(name: str, grid: dict, points: list) -> list[SweepPoint]:
         label = "-".join(f"{key.split('.')[-1]}{value}" for key, value in zip(keys, values))
         found.append(SweepPoint(f"{name}-{label}", dict(zip(keys, values))))
     for index, entry in enumerate(points):
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("set", {}), dict):
-            raise UserError(f"sweep.points[{index}] must be a table with name = \"...\" and set = {{key = value}}")
-        found.append(SweepPoint(entry["name"], dict(entry.get("set", {}))))
+        found.append(explicit_point(index, entry, {point.name: point for point in found}))
     if len(found) > MAX_POINTS:
         raise UserError(f"the sweep has {len(found)} points; at most {MAX_POINTS} (split it into several files)")
     names = [point.name for point in found]
@@ -60,6 +58,24 @@ def sweep_points(name: str, grid: dict, points: list) -> list[SweepPoint]:
     if repeated:
         raise UserError(f"sweep point names repeat: {', '.join(repeated)}; give each point its own name")
     return found
+
+
+POINT_KEYS = ("name", "set", "extends")
+
+
+def explicit_point(index: int, entry, earlier: dict) -> SweepPoint:
+    """One entry of sweep.points; `extends` starts it from an earlier point's settings, its own `set` on top."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not isinstance(entry.get("set", {}), dict):
+        raise UserError(f"sweep.points[{index}] must be a table with name = \"...\" and set = {{key = value}}")
+    unknown = sorted(set(entry) - set(POINT_KEYS))
+    if unknown:
+        raise UserError(f"sweep point {entry['name']}: unknown key {', '.join(unknown)}; a point takes {', '.join(POINT_KEYS)}")
+    base = entry.get("extends")
+    if base is not None and base not in earlier:
+        raise UserError(f"sweep point {entry['name']}: extends = {base!r} names no point above it; give an earlier "
+                        "point's name")
+    inherited = earlier[base].overrides if base is not None else {}
+    return SweepPoint(entry["name"], {**inherited, **entry.get("set", {})})
 
 
 def point_data(data: dict, point: SweepPoint, stages: list[str]) -> dict:

@@ -38,6 +38,23 @@ def test_grid_and_explicit_points_are_named_and_checked():
         sweep_points("front", {}, [{"name": "x"}, {"name": "x"}])
 
 
+def test_a_point_extends_an_earlier_one_its_own_settings_on_top():
+    points = sweep_points("front", {"model.alpha": [0.5]}, [
+        {"name": "base", "set": {"model.image_size": 96, "train.seed": 0}},
+        {"name": "seed1", "extends": "base", "set": {"train.seed": 1}},
+        {"name": "seed1-lr", "extends": "seed1", "set": {"train.scratch.learning_rate": 3e-4}},
+        {"name": "from-grid", "extends": "front-alpha0.5"}])
+    overrides = {point.name: point.overrides for point in points}
+    assert overrides["seed1"] == {"model.image_size": 96, "train.seed": 1}
+    assert overrides["seed1-lr"] == {"model.image_size": 96, "train.seed": 1, "train.scratch.learning_rate": 3e-4}
+    assert overrides["from-grid"] == {"model.alpha": 0.5}
+    assert overrides["base"] == {"model.image_size": 96, "train.seed": 0}  # not changed by the points after it
+    with pytest.raises(UserError, match="sweep point later: extends = 'after' names no point above it"):
+        sweep_points("front", {}, [{"name": "later", "extends": "after"}, {"name": "after"}])
+    with pytest.raises(UserError, match="sweep point x: unknown key extend;"):
+        sweep_points("front", {}, [{"name": "base"}, {"name": "x", "extend": "base"}])
+
+
 def test_a_sweep_runs_each_point_then_one_bench_and_one_report(swept, capsys):
     capsys.readouterr()
     assert main(["run", str(swept), "--json"]) == 0
