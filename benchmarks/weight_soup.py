@@ -99,7 +99,7 @@ def greedy_soup(models: list, valid_scores: list[float], make_soup, score_valid)
 
 def save_soup(soup, paths: list[str], records: list[dict], bn_batches: int, folder: Path) -> None:
     """The averaged model as a model folder; each file under a temporary name, model.json (which loading needs) last."""
-    from edge_fer.train.distribute import weights_digest
+    from edge_fer.models.weights import weights_digest
 
     record = {key: value for key, value in records[0].items() if key not in ("metrics", "init_from", "wall_seconds")}
     record.update(weights_sha256=weights_digest(soup.get_weights()),

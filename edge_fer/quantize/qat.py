@@ -212,8 +212,8 @@ def run_qat(config) -> dict:
     from edge_fer.data.tfdata import make_dataset
     from edge_fer.evaluate import classification_metrics, predict_keras
     from edge_fer.models.loading import architecture, build_model, load_model
+    from edge_fer.models.weights import without_optimizer
     from edge_fer.train.callbacks import EpochLog
-    from edge_fer.train.distribute import without_optimizer
     from edge_fer.train.splits import scoring_test_split, train_valid_test
     from edge_fer.train.trainer import save_model
 

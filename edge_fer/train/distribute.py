@@ -28,6 +28,7 @@ from typing import Callable
 
 from edge_fer import quiet, ui
 from edge_fer.errors import UserError
+from edge_fer.models.weights import copy_layer_weights
 
 MODES = ("none", "mirrored", "multi_worker")
 RESTARTS_VARIABLE = "EDGE_FER_WORKER_RESTARTS"
@@ -297,43 +298,12 @@ def forget_cluster_token(placement: Placement, folder: Path) -> None:
         (folder / TOKEN_NAME).unlink(missing_ok=True)
 
 
-def weights_digest(weights) -> str:
-    """SHA-256 of a model's weight arrays (dtype, shape and bytes, in order): equal digests, equal models."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256()
-    for array in weights:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
-
-
-def copy_layer_weights(source, target) -> None:
-    """Layer by layer (the model-level order moves with the trainable flags; a layer's own order does not)."""
-    for source_layer, target_layer in zip(source.layers, target.layers, strict=True):
-        if source_layer.weights:
-            target_layer.set_weights(source_layer.get_weights())
-
-
 def local_copy(placement: Placement, model):
     """`model` itself, or under MultiWorkerMirroredStrategy its weights in a model outside the strategy, which the
     chief can evaluate and save alone. Reading the weights is collective: every worker calls this."""
     if not placement.multi_worker:
         return model
     copy = placement.build_plain()
-    copy_layer_weights(model, copy)
-    return copy
-
-
-def without_optimizer(model, build_plain: Callable[[], object]):
-    """The weights in a model with no optimizer attached (`build_plain` makes one of the same architecture), to save:
-    Adam's two slots per weight would triple the file, and edge-fer reads only the weights back."""
-    if getattr(model, "optimizer", None) is None:
-        return model
-    copy = build_plain()
     copy_layer_weights(model, copy)
     return copy
 

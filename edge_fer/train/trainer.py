@@ -23,6 +23,7 @@ from edge_fer.data import load_dataset
 from edge_fer.data.preprocess import PREPROCESSING
 from edge_fer.errors import UserError
 from edge_fer.models.loading import load_model
+from edge_fer.models.weights import weights_digest, without_optimizer
 from edge_fer.train.config import TrainConfig, check_label_drawing, check_recipe
 from edge_fer.train.distill import (
     check_distill,
@@ -44,8 +45,6 @@ from edge_fer.train.distribute import (
     local_copy,
     restart_after_peer_loss,
     save_weights_file,
-    weights_digest,
-    without_optimizer,
 )
 from edge_fer.train.splits import balanced_class_weights, scoring_test_split, train_valid_test
 

@@ -9,22 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edge_fer.cli import main
 from edge_fer.errors import UserError
-from edge_fer.models import create_model
 from edge_fer.models.loading import load_model
+from edge_fer.models.weights import weights_digest
 from edge_fer.train.distribute import (
-    copy_layer_weights,
     distribute_mode,
     loopback_workers,
     read_tf_config,
     tf_config_for,
-    weights_digest,
 )
-from edge_fer.train.trainer import set_finetune
 from tests.pipeline.test_runner import TINY
 
 
@@ -108,17 +104,6 @@ def test_where_training_runs_leaves_the_stage_hash_alone(tmp_path):
     assert len(hashes) == 1
     changed = from_dict(PipelineConfig, {"name": "h", "train": {"batch_size": 9}})
     assert Pipeline(changed).settings_hash("train") not in hashes
-
-
-def test_weights_copy_layer_by_layer_whatever_the_trainable_flags():
-    source = create_model("patt_lite", 7, 64, weights="none", seed=1)
-    set_finetune(source, 10)  # moves frozen layers' weights to the end of the model-level list
-    target = create_model("patt_lite", 7, 64, weights="none", seed=2)
-    assert weights_digest(source.get_weights()) != weights_digest(target.get_weights())
-    copy_layer_weights(source, target)
-    for source_layer, target_layer in zip(source.layers, target.layers):
-        for a, b in zip(source_layer.get_weights(), target_layer.get_weights()):
-            np.testing.assert_array_equal(a, b)
 
 
 # ---- real clusters on 127.0.0.1 -------------------------------------------------------------------------------
