@@ -11,8 +11,9 @@ where the members stayed near one another, so every layer's cosine similarity be
 average with it scores higher on validation than the average without it (the test set plays no part in the choice).
 
 Writes OUT.json and OUT.md (FERPlus majority validation and test sets, 95% Wilson intervals). --save DIR also
-writes the averaged model (the greedy soup's with --greedy) as an edge-fer model folder (model.keras and model.json: the first member's record, with
-`soup_of` naming the members and their summed training time), which a pipeline takes as model.init_from.
+writes the averaged model (with --greedy, the greedy soup) as an edge-fer model folder (model.keras and model.json:
+the first member's record, with `soup_of` naming the members and their summed training time), which a pipeline
+takes as model.init_from.
 """
 
 from __future__ import annotations

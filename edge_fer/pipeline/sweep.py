@@ -71,7 +71,7 @@ def explicit_point(index: int, entry, earlier: dict) -> SweepPoint:
     if unknown:
         raise UserError(f"sweep point {entry['name']}: unknown key {', '.join(unknown)}; a point takes {', '.join(POINT_KEYS)}")
     base = entry.get("extends")
-    if base is not None and base not in earlier:
+    if base is not None and (not isinstance(base, str) or base not in earlier):
         raise UserError(f"sweep point {entry['name']}: extends = {base!r} names no point above it; give an earlier "
                         "point's name")
     inherited = earlier[base].overrides if base is not None else {}

@@ -51,6 +51,8 @@ def test_a_point_extends_an_earlier_one_its_own_settings_on_top():
     assert overrides["base"] == {"model.image_size": 96, "train.seed": 0}  # not changed by the points after it
     with pytest.raises(UserError, match="sweep point later: extends = 'after' names no point above it"):
         sweep_points("front", {}, [{"name": "later", "extends": "after"}, {"name": "after"}])
+    with pytest.raises(UserError, match=r"sweep point x: extends = \['base'\] names no point above it"):
+        sweep_points("front", {}, [{"name": "base"}, {"name": "x", "extends": ["base"]}])
     with pytest.raises(UserError, match="sweep point x: unknown key extend;"):
         sweep_points("front", {}, [{"name": "base"}, {"name": "x", "extend": "base"}])
 
