@@ -148,7 +148,7 @@ def main() -> int:
     rows.append(scored("mean of probabilities", members, outputs, labels))
     rows.append(scored("mean of weights", ["mean of weights"], outputs, labels))
     result = {"dataset": args.dataset, "models": args.model, "rows": rows}
-    saved_members = args.model
+    kept = list(range(len(models)))
     if args.greedy:
         valid = dataset.splits["valid"]
 
@@ -160,9 +160,8 @@ def main() -> int:
         outputs[name] = keras_outputs(soup, dataset)
         rows.append(scored(name, [name], outputs, labels))
         result["greedy_steps"] = [{**step, "member": members[step["member"]]} for step in steps]
-        saved_members = [args.model[i] for i in kept]
     if args.save:
-        save_soup(soup, saved_members, [records[args.model.index(m)] for m in saved_members], args.bn_batches, args.save)
+        save_soup(soup, [args.model[i] for i in kept], [records[i] for i in kept], args.bn_batches, args.save)
     result["layer_similarity"] = layer_similarity(models)
     atomic.write_text(args.out.with_suffix(".json"), json.dumps(result, indent=2))
     lines = report_lines(args, result, len(labels["valid"]), len(labels["test"]))
